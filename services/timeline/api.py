@@ -1,0 +1,83 @@
+"""The timeline HTTP API: shipment registration (merchant) and end-to-end tracking (public)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.timeline import repository
+from services.timeline.handlers import RegisterShipment, register_shipment
+from services.timeline.models import Shipment
+from services.timeline.schemas import ShipmentIn, ShipmentOut, TrackingOut
+from services.timeline.views import public_timeline, shipment_out
+from shared.auth import Principal
+from shared.errors import NotFound
+from shared.http import SessionDep, problem, require_scope
+from shared.numbers import normalise
+from shared.outbox import OutboxRelay
+
+router = APIRouter()
+Merchant = Annotated[Principal, Depends(require_scope("merchant"))]
+
+
+def _base_url(request: Request) -> str:
+    configured: str = request.app.state.settings.public_base_url
+    return configured.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+@router.post(
+    "/v1/shipments", status_code=201, response_model=ShipmentOut, tags=["shipments"],
+    responses={200: {"model": ShipmentOut, "description": "already registered (idempotent)"}},
+)
+async def create_shipment(
+    body: ShipmentIn, principal: Merchant, session: SessionDep, request: Request, response: Response
+) -> ShipmentOut:
+    """Register a tracking number; idempotent by (tenant, carrier, number)."""
+    settings = request.app.state.settings
+    cmd = RegisterShipment(
+        tenant_id=principal.tenant_id, tracking_number=body.tracking_number, carrier=body.carrier,
+        merchant_reference=body.merchant_reference, origin_country=body.origin_country,
+        destination_country=body.destination_country,
+    )
+    shipment, created = await register_shipment(
+        session, cmd, topic=settings.topic("shipment.updates.v1")
+    )
+    if not created:
+        response.status_code = 200
+    await session.commit()
+    relay: OutboxRelay = request.app.state.relay
+    await relay.flush()  # publish after commit; a failure here is swept up later
+    return shipment_out(shipment, _base_url(request))
+
+
+@router.get("/v1/shipments/{shipment_id}", response_model=ShipmentOut, tags=["shipments"])
+async def get_shipment(
+    shipment_id: uuid.UUID, principal: Merchant, session: SessionDep, request: Request
+) -> ShipmentOut:
+    shipment = await repository.get_for_tenant(session, principal.tenant_id, shipment_id)
+    if shipment is None:
+        raise NotFound(f"no shipment {shipment_id}")
+    return shipment_out(shipment, _base_url(request))
+
+
+@router.get(
+    "/v1/tracking/{tracking_number}", response_model=TrackingOut, tags=["tracking"],
+    responses={404: {"description": "unknown number"}, 429: {"description": "rate limited"}},
+)
+async def track(tracking_number: str, session: SessionDep, request: Request) -> TrackingOut | Response:
+    """Public end-to-end timeline by any of the parcel's numbers, grouped by module."""
+    limiter = request.app.state.public_limiter
+    wait = limiter.check(request.client.host if request.client else "unknown")
+    if wait:
+        resp = problem(429, "Too many requests", "slow down: the public tracking endpoint is rate limited")
+        resp.headers["Retry-After"] = str(int(wait) + 1)
+        return resp
+    number = normalise(tracking_number)
+    shipment: Shipment | None = await repository.find_by_any_number(session, number)
+    if shipment is None:
+        raise NotFound(f"no parcel with tracking number {number}")
+    numbers = {(leg.carrier, leg.tracking_number) for leg in shipment.legs}
+    events = await repository.events_for_numbers(session, numbers)
+    return public_timeline(number, shipment, [e for rows in events.values() for e in rows])

@@ -1,0 +1,52 @@
+"""The timeline consumer: ``tracking.events.v1`` → stored events and derived shipment status."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.timeline.handlers import record_events
+from shared.bus import Bus
+from shared.bus.runner import ConsumerLoop, Decoded, Outbox, is_transient
+from shared.db import transaction
+from shared.errors import InvalidInput
+from shared.outbox import OutboxRelay
+from shared.schema import TOPIC_EVENTS, TOPIC_SHIPMENT_UPDATES, TrackingEvent
+from shared.settings import Settings
+
+log = logging.getLogger("throughline.timeline")
+GROUP = "timeline"
+
+
+class TimelineHandler:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay):
+        self._sessions = sessions
+        self._relay = relay
+        self._updates_topic = settings.topic(TOPIC_SHIPMENT_UPDATES)
+
+    async def __call__(self, batch: list[Decoded]) -> Outbox:
+        events = []
+        for record, message in batch:
+            if not isinstance(message, TrackingEvent):
+                raise InvalidInput(f"{record.topic} carries tracking events, got {message.kind}")
+            events.append(message)
+        async with transaction(self._sessions) as session:
+            await record_events(session, events, topic=self._updates_topic)
+        try:
+            await self._relay.flush()
+        except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox for the sweeper
+            if not is_transient(exc):
+                raise
+            log.warning("publishing shipment updates deferred", extra={"error": repr(exc)})
+        return []
+
+
+def timeline_consumer(
+    settings: Settings, bus: Bus, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+) -> ConsumerLoop:
+    return ConsumerLoop(
+        bus=bus, group=GROUP, topics=[settings.topic(TOPIC_EVENTS)],
+        handle=TimelineHandler(settings, sessions, relay),
+        batch_size=settings.consumer_batch, wait_ms=settings.consumer_wait_ms,
+    )
