@@ -39,6 +39,11 @@ def add_to_outbox(session: AsyncSession, topic: str, records: Sequence[OutRecord
     )
 
 
+async def _delete(session: AsyncSession, rows: Sequence[OutboxRecord]) -> None:
+    if rows:
+        await session.execute(delete(OutboxRecord).where(OutboxRecord.id.in_([r.id for r in rows])))
+
+
 class OutboxRelay:
     def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], *, batch: int = 1000):
         self._bus = bus
@@ -57,22 +62,31 @@ class OutboxRelay:
                     return sent
 
     async def _flush_once(self, older_than: timedelta | None) -> int:
-        async with self._sessions() as session, session.begin():
-            stmt = select(OutboxRecord).order_by(OutboxRecord.id).limit(self._batch)
-            if older_than is not None:
-                stmt = stmt.where(OutboxRecord.created_at < utcnow() - older_than)
+        stmt = select(OutboxRecord).order_by(OutboxRecord.id).limit(self._batch)
+        if older_than is not None:
+            stmt = stmt.where(OutboxRecord.created_at < utcnow() - older_than)
+        async with self._sessions() as session:
             if session.bind.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.scalars(stmt)).all()
-            if not rows:
-                return 0
-            by_topic: dict[str, list[OutRecord]] = {}
-            for row in rows:
-                by_topic.setdefault(row.topic, []).append(OutRecord(row.key, row.value))
-            for topic, records in by_topic.items():
-                await self._bus.publish(topic, records)
-            await session.execute(delete(OutboxRecord).where(OutboxRecord.id.in_([r.id for r in rows])))
+                async with session.begin():
+                    rows = (await session.scalars(stmt.with_for_update(skip_locked=True))).all()
+                    await self._publish(rows)
+                    await _delete(session, rows)
+                return len(rows)
+            # SQLite has one writer: holding a transaction while the SQL-log bus writes would wait
+            # on ourselves. One process owns the file, and the relay's lock serialises flushes.
+            async with session.begin():
+                rows = (await session.scalars(stmt)).all()
+            await self._publish(rows)
+            async with session.begin():
+                await _delete(session, rows)
             return len(rows)
+
+    async def _publish(self, rows: Sequence[OutboxRecord]) -> None:
+        by_topic: dict[str, list[OutRecord]] = {}
+        for row in rows:
+            by_topic.setdefault(row.topic, []).append(OutRecord(row.key, row.value))
+        for topic, records in by_topic.items():
+            await self._bus.publish(topic, records)
 
     async def run(self, stop: asyncio.Event, interval_s: float = 2.0) -> None:
         """Sweep rows a crashed or failed publisher left behind."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one test command: brings up PostgreSQL and Kafka (deploy/local/up.sh), then runs pytest
+# against them. Arguments go to pytest, e.g. deploy/local/test.sh tests/integration -k kafka
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/deploy/local"
+cd "$ROOT"
+
+"$HERE/up.sh"
+
+THROUGHLINE_TEST_PG_URL="$("$HERE/postgres.sh" url)"
+THROUGHLINE_TEST_KAFKA="$("$HERE/kafka.sh" bootstrap)"
+export THROUGHLINE_TEST_PG_URL THROUGHLINE_TEST_KAFKA
+echo "test: THROUGHLINE_TEST_PG_URL=$THROUGHLINE_TEST_PG_URL"
+echo "test: THROUGHLINE_TEST_KAFKA=$THROUGHLINE_TEST_KAFKA"
+
+mkdir -p test-artifacts
+rc=0
+"$ROOT/.venv/bin/pytest" -p no:cacheprovider -q -rs --junitxml=test-artifacts/junit.xml "$@" || rc=$?
+if [[ $rc -eq 5 ]]; then
+    echo "test: ERROR: pytest collected no tests; that is a failure here, not a pass" >&2
+fi
+exit $rc
