@@ -36,7 +36,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "httpx", "uvicorn.access", "sqlalchemy.engine"):
+    for noisy in ("aiokafka", "httpx", "uvicorn.access", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

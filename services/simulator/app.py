@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.simulator.journeys import JOURNEYS, render_shipment
 from services.simulator.state import Clock, Fault, FaultMode, SimulatorState, utcnow
@@ -41,6 +41,9 @@ class StartJourney(BaseModel):
     tracking_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
     journey: str
     speed: float | None = Field(default=None, gt=0)
+    started_at: AwareDatetime | None = Field(
+        default=None, description="resume a journey started earlier (same timestamps, same ids)"
+    )
 
 
 class FaultRequest(BaseModel):
@@ -136,7 +139,7 @@ def _answer(state: SimulatorState, tracking_number: str, service: str | None) ->
     shipment = None
     if running is not None and service in (None, running.journey.service):
         elapsed = running.elapsed(state.clock())
-        shipment = render_shipment(tracking_number, running.journey, running.started_at, elapsed)
+        shipment = render_shipment(tracking_number, running.journey, running.stamp_origin, elapsed)
     if shipment is None:
         return problem(404, NOT_FOUND_TITLE, NOT_FOUND_TITLE, instance)
     other = urlencode({"trackingNumber": tracking_number, "service": "freight"})
@@ -152,7 +155,7 @@ def _control_router(state: SimulatorState) -> APIRouter:
     async def start_journey(body: StartJourney) -> dict[str, Any]:
         if body.journey not in JOURNEYS:
             raise HTTPException(422, f"unknown journey {body.journey!r}; known: {sorted(JOURNEYS)}")
-        running = state.start(body.tracking_number, body.journey, body.speed)
+        running = state.start(body.tracking_number, body.journey, body.speed, body.started_at)
         return running.describe(state.clock())
 
     @router.get("/journeys")

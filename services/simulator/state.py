@@ -24,6 +24,13 @@ class RunningJourney:
     started_at: datetime
     speed: float  # journey seconds per real second
 
+    @property
+    def stamp_origin(self) -> datetime:
+        """Where journey time zero sits on the calendar: one journey's length before the start, so
+        every event a poll reveals is already in the past, and a restart with the same
+        ``started_at`` reproduces the same timestamps (and so the same event ids)."""
+        return self.started_at - self.journey.duration
+
     def elapsed(self, now: datetime) -> timedelta:
         """Journey time that has passed: real time since the start, accelerated by ``speed``."""
         return (now - self.started_at) * self.speed
@@ -72,10 +79,14 @@ class SimulatorState:
         self.journeys: dict[str, RunningJourney] = {}
         self.faults: dict[str, Fault] = {}
 
-    def start(self, tracking_number: str, journey: str, speed: float | None) -> RunningJourney:
+    def start(
+        self, tracking_number: str, journey: str, speed: float | None,
+        started_at: datetime | None = None,
+    ) -> RunningJourney:
         """Start (or restart) ``journey`` for ``tracking_number``; KeyError for an unknown name."""
         running = RunningJourney(
-            tracking_number, JOURNEYS[journey], self.clock(), speed or self.default_speed
+            tracking_number, JOURNEYS[journey], started_at or self.clock(),
+            speed or self.default_speed,
         )
         self.journeys[tracking_number] = running
         return running

@@ -110,11 +110,11 @@ async def test_contract_shape_newest_first_local_times(
     steps = JOURNEYS["dhl-express-door-to-door"].steps
     assert [e["status"] for e in shipment["events"]] == [s.status for s in reversed(steps)]
     assert all(LOCAL.match(e["timestamp"]) for e in shipment["events"])
-    # Shenzhen is UTC+8: the journey started 08:00Z, so the first scan reads 16:00 local
-    assert shipment["events"][-1]["timestamp"] == "2025-03-10T16:00:00"
-    # Berlin (CET) for the delivery, 60 journey hours later
-    assert shipment["events"][0]["timestamp"] == "2025-03-12T21:00:00"
-    assert shipment["status"]["timestamp"] == "2025-03-12T20:00:00Z"
+    # Timestamps are laid out so the journey ends at its real start (08:00Z): every revealed
+    # event lies in the past. The delivery reads Berlin time (CET), the first scan Shenzhen's.
+    assert shipment["events"][0]["timestamp"] == "2025-03-10T09:00:00"
+    assert shipment["status"]["timestamp"] == "2025-03-10T08:00:00Z"
+    assert shipment["events"][-1]["timestamp"] == "2025-03-08T04:00:00"
     assert shipment["details"]["references"]["type"] == "customer-reference"
 
 
