@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare everything the tests need: .venv with the project installed, PostgreSQL and Kafka.
-# Idempotent: a second run only checks that both servers answer.
+# Idempotent: a second run only checks that both servers answer. --venv-only stops after .venv.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -62,6 +62,9 @@ ensure_venv() {
 }
 
 ensure_venv
+if [[ "${1:-}" == "--venv-only" ]]; then
+    exit 0
+fi
 
 # The two servers start in parallel: the JVM's start-up dominates and overlaps with initdb.
 "$HERE/postgres.sh" start 8>&- &

@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=24), nullable=False),
     sa.Column('http_status', sa.Integer(), nullable=True),
     sa.Column('content_type', sa.String(length=100), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('received_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_payload'))
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, JsonType, utcnow
@@ -44,5 +44,5 @@ class RawPayloadRow(Base):
     source: Mapped[str] = mapped_column(String(24))
     http_status: Mapped[int | None] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # exactly as received, NUL bytes and all
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,7 @@ from services.carriers.models import PollTarget, RawPayloadRow
 from services.carriers.scheduler import is_finished, next_poll
 from shared.bus import Bus, OutRecord
 from shared.db import transaction, utcnow
-from shared.schema import TOPIC_EVENTS, TOPIC_RAW, RawPayload, encode
+from shared.schema import TOPIC_EVENTS, TOPIC_RAW, RawPayload, dlq_topic, encode
 from shared.settings import Settings
 from shared.taxonomy import Source
 
@@ -51,6 +51,7 @@ class PollerStats:
     errors: int = 0
     events: int = 0
     not_found: int = 0
+    dead_lettered: int = 0
 
 
 class Poller:
@@ -114,12 +115,13 @@ class Poller:
                     id=o.raw_id, carrier=o.key[0], tracking_numbers=[o.key[1]],
                     source=Source.POLL.value, http_status=o.result.status_code,
                     content_type=o.result.content_type,
-                    body=o.result.body.decode("utf-8", "replace"), received_at=utcnow(),
+                    body=o.result.body, received_at=utcnow(),
                 ))
 
     async def _publish(self, outcomes: list[Outcome]) -> None:
         raw: list[OutRecord] = []
         events: list[OutRecord] = []
+        dead: list[OutRecord] = []
         for o in outcomes:
             if o.result is None:
                 continue
@@ -133,8 +135,17 @@ class Poller:
             self.stats.events += len(parsed.events)
             o.error = "; ".join(f"{e.code}: {e.message}" for e in parsed.errors) or None
             o.not_found = not parsed.events and any(e.code == "not_found" for e in parsed.errors)
+            malformed = [e.message for e in parsed.errors if e.code == "malformed"]
+            if malformed:
+                dead.append(OutRecord(key, raw[-1].value, (
+                    ("dlq-reason", b"malformed_payload"),
+                    ("dlq-error", "; ".join(malformed)[:2000].encode()),
+                )))
         await self._bus.publish(self._settings.topic(TOPIC_RAW), raw)
         await self._bus.publish(self._settings.topic(TOPIC_EVENTS), events)
+        # A payload we cannot read is kept where an operator will see it, with the reason.
+        await self._bus.publish(dlq_topic(self._settings.topic(TOPIC_RAW)), dead)
+        self.stats.dead_lettered += len(dead)
 
     async def _reschedule(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
