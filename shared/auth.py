@@ -88,6 +88,10 @@ async def authenticate(session: AsyncSession, key: str | None) -> Principal:
     if len(parts) != 3 or parts[0] != "tl":
         raise Unauthorized("malformed API key")
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.digest, _digest(key)):
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not hmac.compare_digest(row.digest, _digest(key))
+    ):
         raise Unauthorized("invalid or revoked API key")
     return Principal(row.tenant_id, row.id, frozenset(row.scopes))

@@ -49,7 +49,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                "message": e["msg"],
+            }
             for e in exc.errors()
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
@@ -63,17 +66,22 @@ def install_body_limit(app: FastAPI, max_bytes: int) -> None:
     """Refuse bodies over ``max_bytes`` before they are read whole."""
 
     @app.middleware("http")
-    async def limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
-            return problem(413, "Payload too large", f"request bodies are limited to {max_bytes} bytes")
+            return problem(
+                413, "Payload too large", f"request bodies are limited to {max_bytes} bytes"
+            )
         if length is None and request.method in ("POST", "PUT", "PATCH"):
             body = b""
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > max_bytes:
-                    return problem(413, "Payload too large",
-                                   f"request bodies are limited to {max_bytes} bytes")
+                    return problem(
+                        413, "Payload too large", f"request bodies are limited to {max_bytes} bytes"
+                    )
             request._body = body  # already read: let the endpoint use it
         return await call_next(request)
 

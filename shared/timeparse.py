@@ -16,17 +16,48 @@ from shared.taxonomy import TimeBasis
 
 # Countries that keep a single time zone (DST rules included), so a local time there has one instant.
 COUNTRY_ZONES: dict[str, str] = {
-    "AE": "Asia/Dubai", "AT": "Europe/Vienna", "BE": "Europe/Brussels", "BG": "Europe/Sofia",
-    "CH": "Europe/Zurich", "CN": "Asia/Shanghai", "CZ": "Europe/Prague", "DE": "Europe/Berlin",
-    "DK": "Europe/Copenhagen", "EE": "Europe/Tallinn", "FI": "Europe/Helsinki", "FR": "Europe/Paris",
-    "GB": "Europe/London", "GR": "Europe/Athens", "HK": "Asia/Hong_Kong", "HR": "Europe/Zagreb",
-    "HU": "Europe/Budapest", "IE": "Europe/Dublin", "IL": "Asia/Jerusalem", "IN": "Asia/Kolkata",
-    "IT": "Europe/Rome", "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "LT": "Europe/Vilnius",
-    "LU": "Europe/Luxembourg", "LV": "Europe/Riga", "MO": "Asia/Macau", "MY": "Asia/Kuala_Lumpur",
-    "NL": "Europe/Amsterdam", "NO": "Europe/Oslo", "NZ": "Pacific/Auckland", "PH": "Asia/Manila",
-    "PL": "Europe/Warsaw", "RO": "Europe/Bucharest", "SE": "Europe/Stockholm",
-    "SG": "Asia/Singapore", "SI": "Europe/Ljubljana", "SK": "Europe/Bratislava",
-    "TH": "Asia/Bangkok", "TR": "Europe/Istanbul", "TW": "Asia/Taipei", "VN": "Asia/Ho_Chi_Minh",
+    "AE": "Asia/Dubai",
+    "AT": "Europe/Vienna",
+    "BE": "Europe/Brussels",
+    "BG": "Europe/Sofia",
+    "CH": "Europe/Zurich",
+    "CN": "Asia/Shanghai",
+    "CZ": "Europe/Prague",
+    "DE": "Europe/Berlin",
+    "DK": "Europe/Copenhagen",
+    "EE": "Europe/Tallinn",
+    "FI": "Europe/Helsinki",
+    "FR": "Europe/Paris",
+    "GB": "Europe/London",
+    "GR": "Europe/Athens",
+    "HK": "Asia/Hong_Kong",
+    "HR": "Europe/Zagreb",
+    "HU": "Europe/Budapest",
+    "IE": "Europe/Dublin",
+    "IL": "Asia/Jerusalem",
+    "IN": "Asia/Kolkata",
+    "IT": "Europe/Rome",
+    "JP": "Asia/Tokyo",
+    "KR": "Asia/Seoul",
+    "LT": "Europe/Vilnius",
+    "LU": "Europe/Luxembourg",
+    "LV": "Europe/Riga",
+    "MO": "Asia/Macau",
+    "MY": "Asia/Kuala_Lumpur",
+    "NL": "Europe/Amsterdam",
+    "NO": "Europe/Oslo",
+    "NZ": "Pacific/Auckland",
+    "PH": "Asia/Manila",
+    "PL": "Europe/Warsaw",
+    "RO": "Europe/Bucharest",
+    "SE": "Europe/Stockholm",
+    "SG": "Asia/Singapore",
+    "SI": "Europe/Ljubljana",
+    "SK": "Europe/Bratislava",
+    "TH": "Asia/Bangkok",
+    "TR": "Europe/Istanbul",
+    "TW": "Asia/Taipei",
+    "VN": "Asia/Ho_Chi_Minh",
     "ZA": "Africa/Johannesburg",
 }
 # Spain (Canaries), Portugal (Azores) and the multi-zone countries (US, CA, AU, BR, MX, RU, ID)
@@ -72,7 +103,9 @@ def format_offset(delta: timedelta) -> str:
 
 def local_iso(value: datetime) -> str:
     """ISO 8601 wall time without offset, seconds precision (microseconds only when present)."""
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return value.replace(tzinfo=None).isoformat(
+        timespec="microseconds" if value.microsecond else "seconds"
+    )
 
 
 def split_iso(value: str) -> tuple[datetime, str | None]:
@@ -106,7 +139,11 @@ def resolve(
     delta = parse_offset(offset)
     stated = format_offset(delta) if delta is not None else None
     if delta is not None and trust_offset:
-        basis = TimeBasis.CARRIER_UTC if offset and offset.strip() in ("Z", "z") else TimeBasis.CARRIER_OFFSET
+        basis = (
+            TimeBasis.CARRIER_UTC
+            if offset and offset.strip() in ("Z", "z")
+            else TimeBasis.CARRIER_OFFSET
+        )
         instant = local.replace(tzinfo=timezone(delta)).astimezone(UTC)
         return ResolvedTime(wall, stated, instant, basis)
     zone = COUNTRY_ZONES.get((country or "").upper())
@@ -116,6 +153,8 @@ def resolve(
     return ResolvedTime(wall, stated, None, TimeBasis.UNKNOWN)
 
 
-def resolve_iso(value: str, country: str | None = None, *, trust_offset: bool = True) -> ResolvedTime:
+def resolve_iso(
+    value: str, country: str | None = None, *, trust_offset: bool = True
+) -> ResolvedTime:
     naive, tz = split_iso(value)
     return resolve(naive, tz, country, trust_offset=trust_offset)

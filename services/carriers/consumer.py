@@ -25,7 +25,9 @@ class TrackTargets:
         async with transaction(self._sessions) as session:
             for record, message in batch:
                 if not isinstance(message, ShipmentUpdate):
-                    raise InvalidInput(f"{record.topic} carries shipment updates, got {message.kind}")
+                    raise InvalidInput(
+                        f"{record.topic} carries shipment updates, got {message.kind}"
+                    )
                 for leg in message.legs:
                     if leg.carrier in self._carriers:
                         await repository.upsert_target(
@@ -38,7 +40,10 @@ def carriers_consumer(
     settings: Settings, bus: Bus, sessions: async_sessionmaker[AsyncSession], carriers: set[str]
 ) -> ConsumerLoop:
     return ConsumerLoop(
-        bus=bus, group=GROUP, topics=[settings.topic(TOPIC_SHIPMENT_UPDATES)],
+        bus=bus,
+        group=GROUP,
+        topics=[settings.topic(TOPIC_SHIPMENT_UPDATES)],
         handle=TrackTargets(sessions, carriers),
-        batch_size=settings.consumer_batch, wait_ms=settings.consumer_wait_ms,
+        batch_size=settings.consumer_batch,
+        wait_ms=settings.consumer_wait_ms,
     )

@@ -56,8 +56,12 @@ class PollerStats:
 
 class Poller:
     def __init__(
-        self, settings: Settings, bus: Bus, sessions: async_sessionmaker[AsyncSession],
-        fetchers: Mapping[str, Fetcher], concurrency: int = 8,
+        self,
+        settings: Settings,
+        bus: Bus,
+        sessions: async_sessionmaker[AsyncSession],
+        fetchers: Mapping[str, Fetcher],
+        concurrency: int = 8,
     ):
         self._settings = settings
         self._bus = bus
@@ -111,12 +115,19 @@ class Poller:
             for o in outcomes:
                 if o.result is None:
                     continue
-                repository.add_raw(session, RawPayloadRow(
-                    id=o.raw_id, carrier=o.key[0], tracking_numbers=[o.key[1]],
-                    source=Source.POLL.value, http_status=o.result.status_code,
-                    content_type=o.result.content_type,
-                    body=o.result.body, received_at=utcnow(),
-                ))
+                repository.add_raw(
+                    session,
+                    RawPayloadRow(
+                        id=o.raw_id,
+                        carrier=o.key[0],
+                        tracking_numbers=[o.key[1]],
+                        source=Source.POLL.value,
+                        http_status=o.result.status_code,
+                        content_type=o.result.content_type,
+                        body=o.result.body,
+                        received_at=utcnow(),
+                    ),
+                )
 
     async def _publish(self, outcomes: list[Outcome]) -> None:
         raw: list[OutRecord] = []
@@ -128,19 +139,29 @@ class Poller:
             key = f"{o.key[0]}:{o.key[1]}"
             raw.append(OutRecord(key, encode(_raw_message(o))))
             parsed = ADAPTERS[o.key[0]].parse(
-                o.result.body, requested=o.key[1], raw_ref=str(o.raw_id),
+                o.result.body,
+                requested=o.key[1],
+                raw_ref=str(o.raw_id),
                 http_status=o.result.status_code,
             )
-            events.extend(OutRecord(f"{e.carrier}:{e.tracking_number}", encode(e)) for e in parsed.events)
+            events.extend(
+                OutRecord(f"{e.carrier}:{e.tracking_number}", encode(e)) for e in parsed.events
+            )
             self.stats.events += len(parsed.events)
             o.error = "; ".join(f"{e.code}: {e.message}" for e in parsed.errors) or None
             o.not_found = not parsed.events and any(e.code == "not_found" for e in parsed.errors)
             malformed = [e.message for e in parsed.errors if e.code == "malformed"]
             if malformed:
-                dead.append(OutRecord(key, raw[-1].value, (
-                    ("dlq-reason", b"malformed_payload"),
-                    ("dlq-error", "; ".join(malformed)[:2000].encode()),
-                )))
+                dead.append(
+                    OutRecord(
+                        key,
+                        raw[-1].value,
+                        (
+                            ("dlq-reason", b"malformed_payload"),
+                            ("dlq-error", "; ".join(malformed)[:2000].encode()),
+                        ),
+                    )
+                )
         await self._bus.publish(self._settings.topic(TOPIC_RAW), raw)
         await self._bus.publish(self._settings.topic(TOPIC_EVENTS), events)
         # A payload we cannot read is kept where an operator will see it, with the reason.
@@ -151,8 +172,10 @@ class Poller:
         now = utcnow()
         s = self._settings
         async with transaction(self._sessions) as session:
-            targets = {(t.carrier, t.tracking_number): t
-                       for t in await repository.get_targets(session, [o.key for o in outcomes])}
+            targets = {
+                (t.carrier, t.tracking_number): t
+                for t in await repository.get_targets(session, [o.key for o in outcomes])
+            }
             for o in outcomes:
                 target = targets.get(o.key)
                 if target is not None:
@@ -166,7 +189,9 @@ def _apply(target: PollTarget, o: Outcome, now: datetime, s: Settings, stats: Po
     if o.result is None:  # carrier unavailable: back off, honouring Retry-After
         stats.errors += 1
         target.failures += 1
-        delay = backoff_delay(target.failures, base=s.poll_min_interval_s, retry_after=o.retry_after)
+        delay = backoff_delay(
+            target.failures, base=s.poll_min_interval_s, retry_after=o.retry_after
+        )
         target.next_poll_at = now + timedelta(seconds=delay)
         return
     target.failures = 0
@@ -183,7 +208,12 @@ def _apply(target: PollTarget, o: Outcome, now: datetime, s: Settings, stats: Po
 def _raw_message(o: Outcome) -> RawPayload:
     assert o.result is not None
     return RawPayload(
-        raw_id=o.raw_id, carrier=o.key[0], tracking_numbers=[o.key[1]], received_at=utcnow(),
-        source=Source.POLL, http_status=o.result.status_code, content_type=o.result.content_type,
+        raw_id=o.raw_id,
+        carrier=o.key[0],
+        tracking_numbers=[o.key[1]],
+        received_at=utcnow(),
+        source=Source.POLL,
+        http_status=o.result.status_code,
+        content_type=o.result.content_type,
         body=o.result.body.decode("utf-8", "replace"),
     )

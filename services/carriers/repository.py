@@ -17,8 +17,14 @@ async def upsert_target(
 ) -> PollTarget:
     target = await session.get(PollTarget, (carrier, number))
     if target is None:
-        target = PollTarget(carrier=carrier, tracking_number=number, status=status,
-                            next_poll_at=now, created_at=now, updated_at=now)
+        target = PollTarget(
+            carrier=carrier,
+            tracking_number=number,
+            status=status,
+            next_poll_at=now,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(target)
     elif target.status != status:
         target.status = status
@@ -44,9 +50,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Po
     return list((await session.scalars(stmt)).all())
 
 
-async def get_targets(
-    session: AsyncSession, keys: Sequence[tuple[str, str]]
-) -> list[PollTarget]:
+async def get_targets(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> list[PollTarget]:
     found = [await session.get(PollTarget, key) for key in keys]
     return [t for t in found if t is not None]
 
@@ -56,7 +60,10 @@ def add_raw(session: AsyncSession, row: RawPayloadRow) -> None:
 
 
 async def raw_payloads(
-    session: AsyncSession, carrier: str | None = None, limit: int = 1000, after: datetime | None = None
+    session: AsyncSession,
+    carrier: str | None = None,
+    limit: int = 1000,
+    after: datetime | None = None,
 ) -> list[RawPayloadRow]:
     stmt = select(RawPayloadRow).order_by(RawPayloadRow.received_at, RawPayloadRow.id).limit(limit)
     if carrier:

@@ -24,13 +24,16 @@ MAX_NOT_FOUND = 30
 
 
 def next_poll(
-    target: PollTarget, now: datetime, base_s: float, min_s: float,
+    target: PollTarget,
+    now: datetime,
+    base_s: float,
+    min_s: float,
     rng: Callable[[], float] = random.random,
 ) -> datetime:
     """A successful poll: the next one by status, with ±10 % jitter so polls do not bunch up."""
     factor = _STATUS_FACTOR.get(target.status, 1.0)
     if target.not_found:
-        factor *= min(8.0, 1.5 ** target.not_found)
+        factor *= min(8.0, 1.5**target.not_found)
     seconds = max(min_s, base_s * factor * (0.9 + 0.2 * rng()))
     return now + timedelta(seconds=seconds)
 

@@ -52,13 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     carriers = sub.add_parser("carriers", help="list the supported carrier ids")
     carriers.set_defaults(func=_carriers)
 
-    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="action", required=True
+    )
     create = tenants.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
     create.add_argument("--scopes", default="merchant", help="comma-separated: merchant,operator")
     create.set_defaults(func=_tenants_create)
 
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
     key = keys.add_parser("create", help="create another API key for a tenant")
     key.add_argument("tenant_id", type=uuid.UUID)
     key.add_argument("--scopes", default="merchant")
@@ -102,8 +106,10 @@ def _parse(settings: Settings, args: argparse.Namespace) -> int:
 
     adapter = ADAPTERS.get(args.carrier)
     if adapter is None:
-        print(f"unknown carrier {args.carrier!r}; supported: {', '.join(sorted(ADAPTERS))}",
-              file=sys.stderr)
+        print(
+            f"unknown carrier {args.carrier!r}; supported: {', '.join(sorted(ADAPTERS))}",
+            file=sys.stderr,
+        )
         return 2
     try:
         payload = args.file.read_bytes()
@@ -114,7 +120,11 @@ def _parse(settings: Settings, args: argparse.Namespace) -> int:
     for event in result.events:
         sys.stdout.write(orjson.dumps(event.model_dump(mode="json")).decode() + "\n")
     for error in result.errors:
-        line = {"error": error.code, "tracking_number": error.tracking_number, "message": error.message}
+        line = {
+            "error": error.code,
+            "tracking_number": error.tracking_number,
+            "message": error.message,
+        }
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
     return 1 if result.errors and not result.events else 0
 

@@ -9,7 +9,9 @@ from shared.db import create_engine, session_factory, transaction
 from shared.settings import Settings
 
 
-async def new_tenant(settings: Settings, name: str, scopes: tuple[str, ...]) -> tuple[uuid.UUID, str]:
+async def new_tenant(
+    settings: Settings, name: str, scopes: tuple[str, ...]
+) -> tuple[uuid.UUID, str]:
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:

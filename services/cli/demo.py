@@ -35,18 +35,20 @@ SAMPLES = (
 
 def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     db = Path(args.db).resolve()
-    return settings.model_copy(update={
-        "database_url": f"sqlite+aiosqlite:///{db}",
-        "bus": "sql",
-        "api_port": args.port,
-        "simulator_port": args.simulator_port,
-        "dhl_base_url": f"http://127.0.0.1:{args.simulator_port}",
-        "public_base_url": f"http://127.0.0.1:{args.port}",
-        "poll_interval_s": 3.0,
-        "poll_min_interval_s": 1.0,
-        "poll_tick_s": 0.5,
-        "consumer_wait_ms": 100,
-    })
+    return settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{db}",
+            "bus": "sql",
+            "api_port": args.port,
+            "simulator_port": args.simulator_port,
+            "dhl_base_url": f"http://127.0.0.1:{args.simulator_port}",
+            "public_base_url": f"http://127.0.0.1:{args.port}",
+            "poll_interval_s": 3.0,
+            "poll_min_interval_s": 1.0,
+            "poll_tick_s": 0.5,
+            "consumer_wait_ms": 100,
+        }
+    )
 
 
 def _port_free(port: int) -> bool:
@@ -97,8 +99,12 @@ async def _load_state(settings: Settings, path: Path) -> dict[str, Any]:
         "tenant_id": str(tenant_id),
         "api_key": key,
         "journeys": [
-            {"journey": j, "tracking_number": valid_dhl_express_number(seed), "reference": ref,
-             "started_at": started}
+            {
+                "journey": j,
+                "tracking_number": valid_dhl_express_number(seed),
+                "reference": ref,
+                "started_at": started,
+            }
             for j, seed, ref in SAMPLES
         ],
     }
@@ -114,16 +120,23 @@ async def _seed(settings: Settings, state: dict[str, Any]) -> None:
         await _wait_ready(client, f"{api}/healthz")
         await _wait_ready(client, f"{sim}/healthz")
         for j in state["journeys"]:
-            resp = await client.post(f"{sim}/_sim/journeys", json={
-                "tracking_number": j["tracking_number"], "journey": j["journey"],
-                "started_at": j["started_at"],
-            })
+            resp = await client.post(
+                f"{sim}/_sim/journeys",
+                json={
+                    "tracking_number": j["tracking_number"],
+                    "journey": j["journey"],
+                    "started_at": j["started_at"],
+                },
+            )
             resp.raise_for_status()
             resp = await client.post(
                 f"{api}/v1/shipments",
                 headers={"Authorization": f"Bearer {state['api_key']}"},
-                json={"tracking_number": j["tracking_number"], "carrier": "dhl",
-                      "merchant_reference": j["reference"]},
+                json={
+                    "tracking_number": j["tracking_number"],
+                    "carrier": "dhl",
+                    "merchant_reference": j["reference"],
+                },
             )
             resp.raise_for_status()
 
@@ -155,7 +168,9 @@ def _print_welcome(settings: Settings, state: dict[str, Any]) -> None:
         "Sample parcels (journeys play at one hour a second; poll again to watch them move):",
     ]
     for j in state["journeys"]:
-        lines.append(f"  {j['tracking_number']}  {j['journey']:<30} {api}/v1/tracking/{j['tracking_number']}")
+        lines.append(
+            f"  {j['tracking_number']}  {j['journey']:<30} {api}/v1/tracking/{j['tracking_number']}"
+        )
     lines += [
         "",
         "Try:",

@@ -58,8 +58,9 @@ class _Server(uvicorn.Server):
 
 
 async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     stopper = asyncio.create_task(stop.wait())

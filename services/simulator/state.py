@@ -80,12 +80,17 @@ class SimulatorState:
         self.faults: dict[str, Fault] = {}
 
     def start(
-        self, tracking_number: str, journey: str, speed: float | None,
+        self,
+        tracking_number: str,
+        journey: str,
+        speed: float | None,
         started_at: datetime | None = None,
     ) -> RunningJourney:
         """Start (or restart) ``journey`` for ``tracking_number``; KeyError for an unknown name."""
         running = RunningJourney(
-            tracking_number, JOURNEYS[journey], started_at or self.clock(),
+            tracking_number,
+            JOURNEYS[journey],
+            started_at or self.clock(),
             speed or self.default_speed,
         )
         self.journeys[tracking_number] = running

@@ -28,7 +28,10 @@ def _base_url(request: Request) -> str:
 
 
 @router.post(
-    "/v1/shipments", status_code=201, response_model=ShipmentOut, tags=["shipments"],
+    "/v1/shipments",
+    status_code=201,
+    response_model=ShipmentOut,
+    tags=["shipments"],
     responses={200: {"model": ShipmentOut, "description": "already registered (idempotent)"}},
 )
 async def create_shipment(
@@ -37,8 +40,11 @@ async def create_shipment(
     """Register a tracking number; idempotent by (tenant, carrier, number)."""
     settings = request.app.state.settings
     cmd = RegisterShipment(
-        tenant_id=principal.tenant_id, tracking_number=body.tracking_number, carrier=body.carrier,
-        merchant_reference=body.merchant_reference, origin_country=body.origin_country,
+        tenant_id=principal.tenant_id,
+        tracking_number=body.tracking_number,
+        carrier=body.carrier,
+        merchant_reference=body.merchant_reference,
+        origin_country=body.origin_country,
         destination_country=body.destination_country,
     )
     shipment, created = await register_shipment(
@@ -63,15 +69,21 @@ async def get_shipment(
 
 
 @router.get(
-    "/v1/tracking/{tracking_number}", response_model=TrackingOut, tags=["tracking"],
+    "/v1/tracking/{tracking_number}",
+    response_model=TrackingOut,
+    tags=["tracking"],
     responses={404: {"description": "unknown number"}, 429: {"description": "rate limited"}},
 )
-async def track(tracking_number: str, session: SessionDep, request: Request) -> TrackingOut | Response:
+async def track(
+    tracking_number: str, session: SessionDep, request: Request
+) -> TrackingOut | Response:
     """Public end-to-end timeline by any of the parcel's numbers, grouped by module."""
     limiter = request.app.state.public_limiter
     wait = limiter.check(request.client.host if request.client else "unknown")
     if wait:
-        resp = problem(429, "Too many requests", "slow down: the public tracking endpoint is rate limited")
+        resp = problem(
+            429, "Too many requests", "slow down: the public tracking endpoint is rate limited"
+        )
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
     number = normalise(tracking_number)

@@ -20,7 +20,9 @@ GROUP = "timeline"
 
 
 class TimelineHandler:
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay):
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+    ):
         self._sessions = sessions
         self._relay = relay
         self._updates_topic = settings.topic(TOPIC_SHIPMENT_UPDATES)
@@ -46,7 +48,10 @@ def timeline_consumer(
     settings: Settings, bus: Bus, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
 ) -> ConsumerLoop:
     return ConsumerLoop(
-        bus=bus, group=GROUP, topics=[settings.topic(TOPIC_EVENTS)],
+        bus=bus,
+        group=GROUP,
+        topics=[settings.topic(TOPIC_EVENTS)],
         handle=TimelineHandler(settings, sessions, relay),
-        batch_size=settings.consumer_batch, wait_ms=settings.consumer_wait_ms,
+        batch_size=settings.consumer_batch,
+        wait_ms=settings.consumer_wait_ms,
     )

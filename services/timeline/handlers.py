@@ -54,9 +54,13 @@ async def register_shipment(
     if existing is not None:
         return existing, False
     shipment = Shipment(
-        tenant_id=cmd.tenant_id, carrier=carrier, tracking_number=number,
-        merchant_reference=cmd.merchant_reference, origin_country=cmd.origin_country,
-        destination_country=cmd.destination_country, status=Status.PENDING.value,
+        tenant_id=cmd.tenant_id,
+        carrier=carrier,
+        tracking_number=number,
+        merchant_reference=cmd.merchant_reference,
+        origin_country=cmd.origin_country,
+        destination_country=cmd.destination_country,
+        status=Status.PENDING.value,
         module_status={},
     )
     leg = Leg(carrier=carrier, tracking_number=number, position=0, opened_by="registration")
@@ -77,8 +81,9 @@ async def record_events(
     known = {(leg.carrier, leg.tracking_number) for s in shipments for leg in s.legs}
     for carrier, number in sorted(numbers - known):
         # Events for a number nobody registered (a push, an aggregator): it still gets a timeline.
-        shipment = Shipment(carrier=carrier, tracking_number=number, status=Status.PENDING.value,
-                            module_status={})
+        shipment = Shipment(
+            carrier=carrier, tracking_number=number, status=Status.PENDING.value, module_status={}
+        )
         leg = Leg(carrier=carrier, tracking_number=number, opened_by="first_event")
         shipments.append(await repository.add_shipment(session, shipment, [leg]))
     await _rederive(session, shipments, topic)
@@ -120,8 +125,10 @@ def _update_record(shipment: Shipment, previous: Status | None) -> OutRecord:
         status=Status(shipment.status),
         substatus=Substatus(shipment.substatus) if shipment.substatus else None,
         previous_status=previous if previous != Status(shipment.status) else None,
-        legs=[LegRef(carrier=leg.carrier, tracking_number=leg.tracking_number)
-              for leg in shipment.legs],
+        legs=[
+            LegRef(carrier=leg.carrier, tracking_number=leg.tracking_number)
+            for leg in shipment.legs
+        ],
         last_event_at=shipment.last_event_at,
         updated_at=shipment.updated_at,
     )

@@ -54,7 +54,9 @@ async def insert_events(session: AsyncSession, events: Sequence[TrackingEvent]) 
     rows = [event_row(e) for e in unique.values()]
     inserted: set[uuid.UUID] = set()
     for start in range(0, len(rows), 500):  # stay under bind-parameter limits
-        result = await session.execute(_insert_ignoring_duplicates(session, rows[start:start + 500]))
+        result = await session.execute(
+            _insert_ignoring_duplicates(session, rows[start : start + 500])
+        )
         inserted.update(result.scalars().all())
     return inserted
 
@@ -95,26 +97,26 @@ async def add_shipment(session: AsyncSession, shipment: Shipment, legs: list[Leg
 async def find_registered(
     session: AsyncSession, tenant_id: uuid.UUID, carrier: str, tracking_number: str
 ) -> Shipment | None:
-    return await session.scalar(
-        select(Shipment).where(
-            Shipment.tenant_id == tenant_id,
-            Shipment.carrier == carrier,
-            Shipment.tracking_number == tracking_number,
-        )
+    stmt = select(Shipment).where(
+        Shipment.tenant_id == tenant_id,
+        Shipment.carrier == carrier,
+        Shipment.tracking_number == tracking_number,
     )
+    return (await session.scalars(stmt)).first()
 
 
 async def get_for_tenant(
     session: AsyncSession, tenant_id: uuid.UUID, shipment_id: uuid.UUID
 ) -> Shipment | None:
-    return await session.scalar(
-        select(Shipment).where(Shipment.id == shipment_id, Shipment.tenant_id == tenant_id)
-    )
+    stmt = select(Shipment).where(Shipment.id == shipment_id, Shipment.tenant_id == tenant_id)
+    return (await session.scalars(stmt)).first()
 
 
 async def find_by_any_number(session: AsyncSession, tracking_number: str) -> Shipment | None:
     """The shipment any of whose legs carries this number (the earliest registered one)."""
     ids = select(Leg.shipment_id).where(Leg.tracking_number == tracking_number)
-    return await session.scalar(
-        select(Shipment).where(Shipment.id.in_(ids)).order_by(Shipment.created_at).limit(1)
-    )
+    return (
+        await session.scalars(
+            select(Shipment).where(Shipment.id.in_(ids)).order_by(Shipment.created_at).limit(1)
+        )
+    ).first()

@@ -55,9 +55,7 @@ class Bus(Protocol):
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
         """Publish keyed records; returns when all are durably accepted."""
 
-    def consumer(
-        self, group: str, topics: Sequence[str]
-    ) -> AbstractAsyncContextManager[Consumer]:
+    def consumer(self, group: str, topics: Sequence[str]) -> AbstractAsyncContextManager[Consumer]:
         """A consumer in ``group`` reading ``topics`` from the last committed offsets."""
 
     async def close(self) -> None: ...

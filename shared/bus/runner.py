@@ -93,8 +93,13 @@ class ConsumerLoop:
                 record = batch[0][0]
                 log.warning(
                     "record failed processing",
-                    extra={"topic": record.topic, "partition": record.partition,
-                           "offset": record.offset, "key": record.key, "error": repr(exc)},
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "key": record.key,
+                        "error": repr(exc),
+                    },
                 )
                 await self._dead_letter(consumer, record, "processing_failed", repr(exc))
                 return []
@@ -103,11 +108,19 @@ class ConsumerLoop:
             outbox.extend(await self._handle(consumer, [item]))
         return outbox
 
-    async def _dead_letter(self, consumer: Consumer, record: InRecord, reason: str, error: str) -> None:
+    async def _dead_letter(
+        self, consumer: Consumer, record: InRecord, reason: str, error: str
+    ) -> None:
         log.warning(
             "record sent to DLQ",
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                   "key": record.key, "reason": reason, "error": error[:500]},
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": record.key,
+                "reason": reason,
+                "error": error[:500],
+            },
         )
         await self._retrying(lambda: consumer.dead_letter(record, reason, error))
         self.stats.dead_lettered += 1
@@ -126,8 +139,10 @@ class ConsumerLoop:
                 attempt += 1
                 self.stats.retries += 1
                 delay = min(5.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2)
-                log.warning("transient failure, retrying in place",
-                            extra={"group": self.group, "attempt": attempt, "error": repr(exc)})
+                log.warning(
+                    "transient failure, retrying in place",
+                    extra={"group": self.group, "attempt": attempt, "error": repr(exc)},
+                )
                 await asyncio.sleep(delay)
 
 

@@ -61,8 +61,13 @@ class SqlBus:
             return
         now = utcnow()
         rows = [
-            {"topic": topic, "key": r.key, "value": r.value, "headers": _dump(r.headers),
-             "created_at": now}
+            {
+                "topic": topic,
+                "key": r.key,
+                "value": r.value,
+                "headers": _dump(r.headers),
+                "created_at": now,
+            }
             for r in records
         ]
         try:
@@ -143,8 +148,15 @@ class _SqlConsumer:
         if rows:
             self._position[topic] = rows[-1].id + 1
         return [
-            InRecord(topic, 0, r.id, r.key, r.value, _load(r.headers),
-                     int(r.created_at.timestamp() * 1000))
+            InRecord(
+                topic,
+                0,
+                r.id,
+                r.key,
+                r.value,
+                _load(r.headers),
+                int(r.created_at.timestamp() * 1000),
+            )
             for r in rows
         ]
 

@@ -35,7 +35,10 @@ def _env(db_url: str, kafka: str, prefix: str, api: int, sim: int) -> dict[str, 
 
 
 async def test_dhl_journey_end_to_end_over_kafka_and_postgres(
-    pg_admin_url: str, kafka_bootstrap: str, topic_prefix: str, spawn: Spawn,
+    pg_admin_url: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    spawn: Spawn,
 ) -> None:
     db_url = await create_database(pg_admin_url)
     try:
@@ -48,8 +51,10 @@ async def _run_journey(db: str, kafka: str, prefix: str, spawn: Spawn) -> None:
     api_port, sim_port = free_port(), free_port()
     env = _env(db, kafka, prefix, api_port, sim_port)
     assert spawn(["migrate"], env, "migrate").wait(60) == 0
-    roles = {r: spawn(["run", r], env, r)
-             for r in ("simulator", "api", "timeline-consumer", "carriers-poller")}
+    roles = {
+        r: spawn(["run", r], env, r)
+        for r in ("simulator", "api", "timeline-consumer", "carriers-poller")
+    }
     api, sim = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
     await asyncio.to_thread(wait_http, f"{api}/readyz", 60.0, roles["api"])
     await asyncio.to_thread(wait_http, f"{sim}/healthz", 60.0, roles["simulator"])
@@ -57,10 +62,15 @@ async def _run_journey(db: str, kafka: str, prefix: str, spawn: Spawn) -> None:
 
     number = valid_dhl_express_number(4242)
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.post(f"{sim}/_sim/journeys", json={"tracking_number": number, "journey": JOURNEY})
+        r = await client.post(
+            f"{sim}/_sim/journeys", json={"tracking_number": number, "journey": JOURNEY}
+        )
         assert r.status_code == 201, r.text
-        r = await client.post(f"{api}/v1/shipments", headers={"Authorization": f"Bearer {key}"},
-                              json={"tracking_number": number, "destination_country": "DE"})
+        r = await client.post(
+            f"{api}/v1/shipments",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"tracking_number": number, "destination_country": "DE"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["carrier"] == "dhl"  # detected from the check digit
         body = await _wait_delivered(client, f"{api}/v1/tracking/{number}")
@@ -80,7 +90,9 @@ async def _run_journey(db: str, kafka: str, prefix: str, spawn: Spawn) -> None:
     assert body["legs"] == [{"position": 0, "carrier": "dhl", "tracking_number": number}]
 
 
-async def _wait_delivered(client: httpx.AsyncClient, url: str, timeout: float = 90.0) -> dict[str, Any]:
+async def _wait_delivered(
+    client: httpx.AsyncClient, url: str, timeout: float = 90.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -15,20 +15,27 @@ from tests.conftest import create_database, drop_database
 
 @pytest.fixture(params=["kafka-postgres", "sql-sqlite"])
 async def stack(
-    request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    topic_prefix: str,
 ) -> AsyncIterator[Runtime]:
     pg_admin = None
     if request.param == "kafka-postgres":
         bootstrap: str = request.getfixturevalue("kafka_bootstrap")
         pg_admin = request.getfixturevalue("pg_admin_url")
         settings = Settings(
-            database_url=await create_database(pg_admin), bus="kafka", kafka_bootstrap=bootstrap,
-            topic_prefix=topic_prefix, consumer_wait_ms=100,
+            database_url=await create_database(pg_admin),
+            bus="kafka",
+            kafka_bootstrap=bootstrap,
+            topic_prefix=topic_prefix,
+            consumer_wait_ms=100,
         )
     else:
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'throughline.db'}", bus="sql",
-            topic_prefix=topic_prefix, consumer_wait_ms=100,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'throughline.db'}",
+            bus="sql",
+            topic_prefix=topic_prefix,
+            consumer_wait_ms=100,
         )
     await upgrade_async(settings.database_url)
     try:

@@ -24,17 +24,25 @@ async def api(stack: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _key(stack: Runtime, name: str, scopes: tuple[str, ...] = ("merchant",)) -> dict[str, str]:
+async def _key(
+    stack: Runtime, name: str, scopes: tuple[str, ...] = ("merchant",)
+) -> dict[str, str]:
     async with transaction(stack.sessions) as s:
         tenant = await create_tenant(s, name)
         _, key = await create_api_key(s, tenant.id, scopes)
     return {"Authorization": f"Bearer {key}"}
 
 
-async def test_registration_is_idempotent_and_tenant_scoped(stack: Runtime, api: httpx.AsyncClient) -> None:
+async def test_registration_is_idempotent_and_tenant_scoped(
+    stack: Runtime, api: httpx.AsyncClient
+) -> None:
     a, b = await _key(stack, "A"), await _key(stack, "B")
-    body = {"tracking_number": valid_dhl_express_number(1), "merchant_reference": "order-9",
-            "origin_country": "cn", "destination_country": "DE"}
+    body = {
+        "tracking_number": valid_dhl_express_number(1),
+        "merchant_reference": "order-9",
+        "origin_country": "cn",
+        "destination_country": "DE",
+    }
     first = await api.post("/v1/shipments", json=body, headers=a)
     assert first.status_code == 201, first.text
     shipment = first.json()
@@ -48,8 +56,15 @@ async def test_registration_is_idempotent_and_tenant_scoped(stack: Runtime, api:
     assert theirs.status_code == 201 and theirs.json()["id"] != shipment["id"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"},
-                                     {"Authorization": "Bearer tl_abc_def"}, {"X-API-Key": ""}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer tl_abc_def"},
+        {"X-API-Key": ""},
+    ],
+)
 async def test_missing_or_bad_key_is_401(api: httpx.AsyncClient, headers: dict[str, str]) -> None:
     r = await api.post("/v1/shipments", json={"tracking_number": "1234567891"}, headers=headers)
     assert r.status_code == 401 and r.json()["detail"]
@@ -86,8 +101,11 @@ async def test_public_tracking_is_grouped_and_has_no_merchant_data(
 ) -> None:
     h = await _key(stack, "A")
     number = valid_dhl_express_number(2)
-    await api.post("/v1/shipments", json={"tracking_number": number, "merchant_reference": "SECRET-REF"},
-                   headers=h)
+    await api.post(
+        "/v1/shipments",
+        json={"tracking_number": number, "merchant_reference": "SECRET-REF"},
+        headers=h,
+    )
     async with transaction(stack.sessions) as s:
         await record_events(s, [event(number, 1), event(number, 2)])
     r = await api.get(f"/v1/tracking/{number}")
@@ -111,4 +129,8 @@ async def test_health_readiness_and_openapi(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     assert (await api.get("/readyz")).json() == {"status": "ready"}
     spec = (await api.get("/openapi.json")).json()
-    assert {"/v1/shipments", "/v1/shipments/{shipment_id}", "/v1/tracking/{tracking_number}"} <= set(spec["paths"])
+    assert {
+        "/v1/shipments",
+        "/v1/shipments/{shipment_id}",
+        "/v1/tracking/{tracking_number}",
+    } <= set(spec["paths"])

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -35,9 +33,14 @@ def event(number: str, i: int, status: Status = Status.IN_TRANSIT) -> TrackingEv
     local = (T0 + timedelta(hours=i)).replace(tzinfo=None).isoformat()
     return TrackingEvent(
         event_id=make_event_id("dhl", number, f"C{i}", local, "Leipzig"),
-        carrier="dhl", tracking_number=number, occurred_at_local=local,
-        occurred_at=T0 + timedelta(hours=i), time_basis=TimeBasis.CARRIER_UTC,
-        status=status, description=f"scan {i}", sequence=i,
+        carrier="dhl",
+        tracking_number=number,
+        occurred_at_local=local,
+        occurred_at=T0 + timedelta(hours=i),
+        time_basis=TimeBasis.CARRIER_UTC,
+        status=status,
+        description=f"scan {i}",
+        sequence=i,
     )
 
 
@@ -61,7 +64,9 @@ async def drain(rt: Runtime, loop: ConsumerLoop, until: int, timeout: float = 30
     while loop.stats.records < until:
         if task.done():
             task.result()
-        assert asyncio.get_running_loop().time() < deadline, f"processed {loop.stats.records}/{until}"
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"processed {loop.stats.records}/{until}"
+        )
         await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(task, 30)
@@ -127,7 +132,9 @@ async def test_crash_between_db_commit_and_offset_commit_replays_without_duplica
     await drain(stack, replay, until=5)  # the same five records come again
     assert await count_events(stack, "1000000002") == 5
     async with stack.sessions() as s:
-        status = await s.scalar(select(Shipment.status).where(Shipment.tracking_number == "1000000002"))
+        status = await s.scalar(
+            select(Shipment.status).where(Shipment.tracking_number == "1000000002")
+        )
     assert status == "delivered"
 
 
@@ -137,7 +144,9 @@ async def test_malformed_record_goes_to_dlq_with_reason_and_consumer_carries_on(
     topic = stack.settings.topic(TOPIC_EVENTS)
     good_before, good_after = event("1000000003", 1), event("1000000003", 2)
     await stack.bus.publish(topic, records([good_before]))
-    await stack.bus.publish(topic, [OutRecord("dhl:1000000003", b'{"kind":"tracking_event","oops":1}')])
+    await stack.bus.publish(
+        topic, [OutRecord("dhl:1000000003", b'{"kind":"tracking_event","oops":1}')]
+    )
     await stack.bus.publish(topic, [OutRecord("dhl:x", b"\xff not json")])
     await stack.bus.publish(topic, records([good_after]))
     loop = timeline_consumer(stack.settings, stack.bus, stack.sessions, stack.relay)
@@ -157,7 +166,9 @@ async def test_malformed_record_goes_to_dlq_with_reason_and_consumer_carries_on(
 
 async def test_status_change_is_published_after_commit(stack: Runtime) -> None:
     topic = stack.settings.topic(TOPIC_EVENTS)
-    await stack.bus.publish(topic, records([event("1000000004", 1), event("1000000004", 2, Status.DELIVERED)]))
+    await stack.bus.publish(
+        topic, records([event("1000000004", 1), event("1000000004", 2, Status.DELIVERED)])
+    )
     loop = timeline_consumer(stack.settings, stack.bus, stack.sessions, stack.relay)
     await drain(stack, loop, until=2)
     updates = await read_topic(stack, stack.settings.topic(TOPIC_SHIPMENT_UPDATES), expect=1)

@@ -41,7 +41,9 @@ async def _diff(url: str) -> list[object]:
 
 async def _round_trip(url: str) -> None:
     await upgrade_async(url)
-    assert {"shipment", "leg", "tracking_event", "bus_record", "outbox_record"} <= await _tables(url)
+    assert {"shipment", "leg", "tracking_event", "bus_record", "outbox_record"} <= await _tables(
+        url
+    )
     assert await _diff(url) == []  # models and migrations agree
     await downgrade_async(url, "base")
     assert await _tables(url) <= {"alembic_version"}

@@ -47,9 +47,14 @@ async def _get(stack: Runtime, number: str) -> PollTarget:
 
 async def _journey(http: httpx.AsyncClient, number: str) -> None:
     started = (utcnow() - timedelta(days=30)).isoformat()  # long ago: the whole journey is visible
-    r = await http.post("/_sim/journeys", json={"tracking_number": number,
-                                                "journey": "dhl-express-door-to-door",
-                                                "started_at": started})
+    r = await http.post(
+        "/_sim/journeys",
+        json={
+            "tracking_number": number,
+            "journey": "dhl-express-door-to-door",
+            "started_at": started,
+        },
+    )
     assert r.status_code == 201
 
 
@@ -82,8 +87,9 @@ async def test_carrier_outage_backs_off_then_recovers(
     number = valid_dhl_express_number(8)
     await _journey(http, number)
     await _target(stack, number)
-    await http.post("/_sim/faults", json={"carrier": "dhl", "mode": "429", "count": 1,
-                                          "retry_after_s": 30})
+    await http.post(
+        "/_sim/faults", json={"carrier": "dhl", "mode": "429", "count": 1, "retry_after_s": 30}
+    )
     await poller.poll_once()
     target = await _get(stack, number)
     assert target.failures == 1 and target.last_error
@@ -126,7 +132,9 @@ async def test_unknown_number_counts_not_found(
     await _target(stack, number)
     await poller.poll_once()
     target = await _get(stack, number)
-    assert target.not_found == 1 and target.failures == 0 and "not_found" in (target.last_error or "")
+    assert (
+        target.not_found == 1 and target.failures == 0 and "not_found" in (target.last_error or "")
+    )
 
 
 async def test_shipment_updates_become_poll_targets(stack: Runtime) -> None:
@@ -135,8 +143,11 @@ async def test_shipment_updates_become_poll_targets(stack: Runtime) -> None:
 
     async with transaction(stack.sessions) as s:
         tenant = await create_tenant(s, "t")
-        await register_shipment(s, RegisterShipment(tenant.id, valid_dhl_express_number(11)),
-                                topic=stack.settings.topic("shipment.updates.v1"))
+        await register_shipment(
+            s,
+            RegisterShipment(tenant.id, valid_dhl_express_number(11)),
+            topic=stack.settings.topic("shipment.updates.v1"),
+        )
     await stack.relay.flush()
     loop = carriers_consumer(stack.settings, stack.bus, stack.sessions, {"dhl"})
     stop = asyncio.Event()

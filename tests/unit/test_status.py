@@ -43,8 +43,11 @@ def test_no_events_is_pending() -> None:
 def test_in_order_journey_ends_delivered_with_module_statuses() -> None:
     d = derive(JOURNEY)
     assert d.status is Status.DELIVERED
-    assert d.module_status == {"origin": "in_transit", "international": "in_transit",
-                               "destination": "delivered"}
+    assert d.module_status == {
+        "origin": "in_transit",
+        "international": "in_transit",
+        "destination": "delivered",
+    }
     assert d.last_event_at == T0 + timedelta(hours=86)
 
 
@@ -59,7 +62,10 @@ def test_any_arrival_order_and_duplicates_give_the_same_result() -> None:
 
 def test_late_older_scan_does_not_undo_delivery() -> None:
     # The delivery arrived first; an origin scan that happened earlier comes in afterwards.
-    assert derive([Ev("delivered", 50, "destination"), Ev("in_transit", 10)]).status is Status.DELIVERED
+    assert (
+        derive([Ev("delivered", 50, "destination"), Ev("in_transit", 10)]).status
+        is Status.DELIVERED
+    )
 
 
 def test_delivered_stamped_before_out_for_delivery_still_wins() -> None:
@@ -73,7 +79,11 @@ def test_pre_transit_notice_after_movement_does_not_go_back() -> None:
 
 
 def test_latest_non_terminal_wins_otherwise() -> None:
-    events = [Ev("in_transit", 1), Ev("exception", 3, substatus="import_customs_held"), Ev("in_transit", 2)]
+    events = [
+        Ev("in_transit", 1),
+        Ev("exception", 3, substatus="import_customs_held"),
+        Ev("in_transit", 2),
+    ]
     d = derive(events)
     assert d.status is Status.EXCEPTION and d.substatus == "import_customs_held"
 

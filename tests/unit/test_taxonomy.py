@@ -3,18 +3,41 @@ from shared.taxonomy import TERMINAL_STATUSES, Module, Status, Substatus, infer_
 
 def test_top_level_statuses_are_the_designed_nine() -> None:
     assert [s.value for s in Status] == [
-        "pending", "info_received", "in_transit", "out_for_delivery", "failed_attempt",
-        "available_for_pickup", "delivered", "exception", "returned",
+        "pending",
+        "info_received",
+        "in_transit",
+        "out_for_delivery",
+        "failed_attempt",
+        "available_for_pickup",
+        "delivered",
+        "exception",
+        "returned",
     ]
 
 
 def test_substatuses_cover_customs_and_handover() -> None:
     needed = {
-        "picked_up", "arrived_hub", "departed_hub", "export_customs_presented",
-        "export_customs_held", "export_customs_released", "departed_origin_country",
-        "arrived_destination_country", "import_customs_presented", "import_customs_held",
-        "import_customs_released", "duties_payable", "duties_paid", "handed_over", "address_issue",
-        "recipient_unavailable", "refused", "damaged", "lost", "delayed", "returning",
+        "picked_up",
+        "arrived_hub",
+        "departed_hub",
+        "export_customs_presented",
+        "export_customs_held",
+        "export_customs_released",
+        "departed_origin_country",
+        "arrived_destination_country",
+        "import_customs_presented",
+        "import_customs_held",
+        "import_customs_released",
+        "duties_payable",
+        "duties_paid",
+        "handed_over",
+        "address_issue",
+        "recipient_unavailable",
+        "refused",
+        "damaged",
+        "lost",
+        "delayed",
+        "returning",
     }
     assert needed <= {s.value for s in Substatus}
 

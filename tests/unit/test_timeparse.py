@@ -7,8 +7,10 @@ from shared.taxonomy import TimeBasis
 from shared.timeparse import parse_offset, resolve, resolve_iso, split_iso
 
 
-@pytest.mark.parametrize("text,minutes", [("+8", 480), ("+0800", 480), ("+08:00", 480),
-                                          ("-05:00", -300), ("Z", 0), ("+05:30", 330)])
+@pytest.mark.parametrize(
+    "text,minutes",
+    [("+8", 480), ("+0800", 480), ("+08:00", 480), ("-05:00", -300), ("Z", 0), ("+05:30", 330)],
+)
 def test_offsets_in_every_spelling(text: str, minutes: int) -> None:
     assert parse_offset(text) == timedelta(minutes=minutes)
 
@@ -40,7 +42,9 @@ def test_stated_offset_wins_and_is_kept() -> None:
 
 def test_utc_z_is_carrier_utc() -> None:
     r = resolve_iso("2023-01-29T16:02:00Z")
-    assert r.time_basis is TimeBasis.CARRIER_UTC and r.occurred_at == datetime(2023, 1, 29, 16, 2, tzinfo=UTC)
+    assert r.time_basis is TimeBasis.CARRIER_UTC and r.occurred_at == datetime(
+        2023, 1, 29, 16, 2, tzinfo=UTC
+    )
 
 
 def test_untrusted_offset_is_kept_but_instant_comes_from_location() -> None:
