@@ -94,6 +94,11 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     async def go() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
+        if args.role == "simulator":  # the carriers' side: no database, no bus
+            from services.cli.roles import serve_simulator
+
+            await serve_simulator(settings, stop)
+            return
         async with runtime(settings) as rt:
             await ROLES[args.role](rt, stop)
 

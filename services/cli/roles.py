@@ -15,6 +15,7 @@ from services.cli.app import create_api_app
 from services.cli.runtime import Runtime, serve
 from services.simulator.app import create_app as create_simulator_app
 from services.timeline.consumer import timeline_consumer
+from shared.settings import Settings
 
 log = logging.getLogger("throughline.roles")
 
@@ -40,7 +41,10 @@ async def run_carriers_poller(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 async def run_simulator(rt: Runtime, stop: asyncio.Event) -> None:
-    s = rt.settings
+    await serve_simulator(rt.settings, stop)
+
+
+async def serve_simulator(s: Settings, stop: asyncio.Event) -> None:
     log.info("simulator listening", extra={"url": f"http://{s.simulator_host}:{s.simulator_port}"})
     await serve(create_simulator_app(s), s.simulator_host, s.simulator_port, stop)
 
