@@ -42,6 +42,7 @@ class ApiKey(Base):
     digest: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[list[Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # In the future for a rotated key still in its grace period; the key works until then.
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -90,7 +91,7 @@ async def authenticate(session: AsyncSession, key: str | None) -> Principal:
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if (
         row is None
-        or row.revoked_at is not None
+        or (row.revoked_at is not None and row.revoked_at <= utcnow())
         or not hmac.compare_digest(row.digest, _digest(key))
     ):
         raise Unauthorized("invalid or revoked API key")

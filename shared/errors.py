@@ -5,6 +5,7 @@
 - ``RetryableError``: infrastructure is unavailable (database, broker, carrier API). Retried in place;
   a loop that keeps failing exits non-zero so a supervisor restarts it.
 - ``NotFound`` / ``Conflict``: rendered by one FastAPI handler as 404 / 409.
+- ``RateLimited``: rendered as 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,22 @@ class Forbidden(ThroughlineError):
     """Valid credentials without the scope the operation needs."""
 
 
+class RateLimited(ThroughlineError):
+    """Too many requests; ``retry_after_s`` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+
+
 __all__ = [
     "Conflict",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "RetryableError",
     "ThroughlineError",
     "Unauthorized",

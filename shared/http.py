@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -18,6 +20,7 @@ from shared.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     ThroughlineError,
     Unauthorized,
 )
@@ -41,6 +44,10 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_error(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, RateLimited):
+            resp = problem(429, "Too many requests", str(exc))
+            resp.headers["Retry-After"] = str(max(1, exc.retry_after_s))
+            return resp
         for kind, status, title in _STATUS:
             if isinstance(exc, kind):
                 return problem(status, title, str(exc))
@@ -110,35 +117,102 @@ def _bearer(authorization: str | None, x_api_key: str | None) -> str | None:
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """Authenticate the key, check its scope and, when the app has one, its rate limit."""
+
     async def dependency(
+        request: Request,
         session: SessionDep,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Principal:
         principal = await authenticate(session, _bearer(authorization, x_api_key))
         principal.require(scope)
+        limiter: RateLimiter | None = getattr(request.app.state, "key_limiter", None)
+        if limiter is not None:
+            decision = limiter.take(str(principal.key_id))
+            request.state.rate_limit_headers = decision.headers()
+            if not decision.allowed:
+                raise RateLimited(
+                    f"this API key is limited to {limiter.per_minute} requests a minute "
+                    f"(bursts of {int(limiter.burst)}); retry after {decision.retry_after_s} s",
+                    decision.retry_after_s,
+                )
         return principal
 
     return dependency
+
+
+def install_key_rate_limit(app: FastAPI, per_minute: int, burst: int) -> None:
+    """A token bucket per API key on every endpoint behind ``require_scope``.
+
+    In memory and per process: with N API processes a key gets up to N times the rate. Every
+    authenticated answer, errors included, carries ``RateLimit-Limit`` (the bucket size),
+    ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the bucket is full again).
+    """
+    app.state.key_limiter = RateLimiter(per_minute, burst)
+
+    @app.middleware("http")
+    async def rate_limit_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        headers: dict[str, str] | None = getattr(request.state, "rate_limit_headers", None)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    wait_s: float  # 0 when allowed
+    full_in_s: float  # until the bucket is full again
+
+    @property
+    def retry_after_s(self) -> int:
+        return math.ceil(self.wait_s) if self.wait_s > 0 else 0
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.full_in_s)),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.retry_after_s))
+        return headers
 
 
 class RateLimiter:
     """A token bucket per client; in memory, per process (a public endpoint's first line of defence)."""
 
     def __init__(self, per_minute: int, burst: int | None = None):
+        self.per_minute = per_minute
         self.rate = per_minute / 60.0
         self.burst = float(burst or max(10, per_minute // 4))
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def check(self, client: str) -> float:
-        """0 when allowed, else the seconds to wait."""
+    def take(self, client: str) -> RateDecision:
+        """Spend one token if there is one; says what is left either way."""
         now = time.monotonic()
         tokens, last = self._buckets.get(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[client] = (tokens - 1, now)
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()
-            return 0.0
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
         self._buckets[client] = (tokens, now)
-        return (1 - tokens) / self.rate
+        if allowed and len(self._buckets) > 100_000:
+            self._buckets.clear()
+        return RateDecision(
+            allowed=allowed,
+            limit=int(self.burst),
+            remaining=int(tokens),
+            wait_s=0.0 if allowed else (1 - tokens) / self.rate,
+            full_in_s=(self.burst - tokens) / self.rate,
+        )
+
+    def check(self, client: str) -> float:
+        """0 when allowed, else the seconds to wait."""
+        return self.take(client).wait_s

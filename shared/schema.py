@@ -101,6 +101,11 @@ class TrackingEvent(_Wire):
     source: Source = Source.POLL
     raw_ref: str | None = None
     sequence: int = Field(default=0, description="position in the journey as the payload gave it")
+    renormalised: bool = Field(
+        default=False,
+        description="re-parsed from a stored raw payload: replaces the mapped fields of the stored "
+        "event with the same id instead of being ignored as a duplicate",
+    )
 
     @field_validator("occurred_at")
     @classmethod
@@ -125,8 +130,18 @@ class RawPayload(_Wire):
 
 
 class LegRef(_Wire):
+    """One leg of a shipment; the status fields are the leg's own (None before its first event)."""
+
     carrier: str
     tracking_number: str
+    status: Status | None = None
+    substatus: Substatus | None = None
+    module: Module | None = None
+    detected: bool = Field(
+        default=False,
+        description="the carrier was inferred from the number's format alone: the poller may move "
+        "to the next candidate carrier after repeated 'not found'",
+    )
 
 
 class ShipmentUpdate(_Wire):
@@ -139,6 +154,9 @@ class ShipmentUpdate(_Wire):
     substatus: Substatus | None = None
     previous_status: Status | None = None
     legs: list[LegRef]
+    added_legs: list[LegRef] = Field(
+        default_factory=list, description="legs linked by the change this update reports"
+    )
     last_event_at: datetime | None = None
     updated_at: datetime
 

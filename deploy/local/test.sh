@@ -8,6 +8,8 @@ HERE="$ROOT/deploy/local"
 cd "$ROOT"
 
 "$HERE/up.sh"
+# Browser tests skip locally without Chromium and fail under CI=true; they say why.
+"$HERE/chromium.sh" || echo "test: WARNING: Chromium is not installed; tests/browser cannot run" >&2
 
 THROUGHLINE_TEST_PG_URL="$("$HERE/postgres.sh" url)"
 THROUGHLINE_TEST_KAFKA="$("$HERE/kafka.sh" bootstrap)"

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, Float, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, JsonType, utcnow
@@ -21,6 +21,9 @@ class PollTarget(Base):
     carrier: Mapped[str] = mapped_column(String(40), primary_key=True)
     tracking_number: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
+    substatus: Mapped[str | None] = mapped_column(String(40))
+    module: Mapped[str | None] = mapped_column(String(16))
+    detected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_polled_at: Mapped[datetime | None] = mapped_column()
@@ -28,8 +31,21 @@ class PollTarget(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     not_found: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Re-detection after repeated "not found": the carrier this number moved to / came from.
+    redetected_to: Mapped[str | None] = mapped_column(String(40))
+    redetected_from: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PollQuota(Base):
+    """A carrier's token bucket, shared by every poller process (a carrier's quota is per key)."""
+
+    __tablename__ = "poll_quota"
+
+    carrier: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[datetime] = mapped_column()
 
 
 class RawPayloadRow(Base):

@@ -1,8 +1,14 @@
 """The poll loop: claim due numbers, ask the carrier, keep the raw answer, publish the events.
 
-Order of effects per round: fetch → commit raw rows → publish raw and events → commit the schedule.
-A crash anywhere before the schedule commit means the number is polled again, and the deterministic
-event ids make the repeat harmless.
+Order of effects per round: claim (lease the numbers, take tokens from each carrier's bucket) →
+fetch → commit raw rows → publish raw and events → commit the schedule. All schedule state lives in
+``poll_target`` and ``poll_quota`` rows, so a restart resumes where it stopped: a crash before the
+schedule commit means the number is polled again once its lease runs out, and the deterministic
+event ids make the repeat harmless; the lease keeps other pollers from polling it meanwhile.
+
+A number a carrier keeps calling "not found" moves to the next candidate carrier of its format
+(``scheduler.next_candidate``) when the carrier was only detected, never when the merchant, a
+hand-off or the carrier itself named it; the old target records where it went.
 """
 
 from __future__ import annotations
@@ -21,7 +27,16 @@ from services.carriers import repository
 from services.carriers.adapters import ADAPTERS
 from services.carriers.client import CarrierUnavailable, FetchResult, backoff_delay
 from services.carriers.models import PollTarget, RawPayloadRow
-from services.carriers.scheduler import is_finished, next_poll
+from services.carriers.repository import TargetState
+from services.carriers.scheduler import (
+    carrier_limits,
+    grant,
+    is_finished,
+    next_candidate,
+    next_poll,
+    refill,
+    throttled,
+)
 from shared.bus import Bus, OutRecord
 from shared.db import transaction, utcnow
 from shared.schema import TOPIC_EVENTS, TOPIC_RAW, RawPayload, dlq_topic, encode
@@ -41,6 +56,7 @@ class Outcome:
     result: FetchResult | None = None
     error: str | None = None
     retry_after: float | None = None
+    status_code: int | None = None
     not_found: bool = False
     raw_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -52,6 +68,7 @@ class PollerStats:
     events: int = 0
     not_found: int = 0
     dead_lettered: int = 0
+    redetected: int = 0
 
 
 class Poller:
@@ -66,7 +83,11 @@ class Poller:
         self._settings = settings
         self._bus = bus
         self._sessions = sessions
-        self._fetchers = fetchers
+        # A carrier is polled only if its answers can be parsed.
+        self._fetchers = {c: f for c, f in fetchers.items() if c in ADAPTERS}
+        for carrier in sorted(set(fetchers) - set(self._fetchers)):
+            log.warning("no adapter: carrier not polled", extra={"carrier": carrier})
+        self._limits = carrier_limits(settings, self._fetchers)
         self._limit = asyncio.Semaphore(concurrency)
         self.stats = PollerStats()
 
@@ -85,12 +106,11 @@ class Poller:
 
     async def poll_once(self) -> int:
         now = utcnow()
+        keys: list[tuple[str, str]] = []
         async with transaction(self._sessions) as session:
-            due = await repository.claim_due(session, now, self._settings.poll_batch)
-            keys = [(t.carrier, t.tracking_number) for t in due if t.carrier in self._fetchers]
-            # Lease: push the schedule out so another poller does not take the same work meanwhile.
-            for target in due:
-                target.next_poll_at = now + timedelta(minutes=5)
+            for carrier in sorted(self._fetchers):  # one lock order for every poller
+                due = await self._claim(session, carrier, now)
+                keys.extend((t.carrier, t.tracking_number) for t in due)
         if not keys:
             return 0
         outcomes = await asyncio.gather(*(self._fetch(key) for key in keys))
@@ -99,12 +119,27 @@ class Poller:
         await self._reschedule(outcomes)
         return len(keys)
 
+    async def _claim(self, session: AsyncSession, carrier: str, now: datetime) -> list[PollTarget]:
+        """Due numbers of one carrier, as many as its batch and token bucket allow."""
+        limits = self._limits[carrier]
+        quota = await repository.lock_quota(session, carrier, now, limits.burst)
+        tokens = refill(quota.tokens, quota.refilled_at, now, limits)
+        due = await repository.claim_due(session, now, grant(tokens, limits), carrier)
+        if due:  # refill is a pure function of the row: nothing taken, nothing to write
+            quota.tokens, quota.refilled_at = tokens - len(due), now
+        lease = timedelta(seconds=self._settings.poll_lease_s)
+        for target in due:
+            target.next_poll_at = now + lease
+        return due
+
     async def _fetch(self, key: tuple[str, str]) -> Outcome:
         async with self._limit:
             try:
                 result = await self._fetchers[key[0]].fetch(key[1])
             except CarrierUnavailable as exc:
-                return Outcome(key, error=str(exc), retry_after=exc.retry_after)
+                return Outcome(
+                    key, error=str(exc), retry_after=exc.retry_after, status_code=exc.status_code
+                )
             except Exception as exc:  # noqa: BLE001 - one number's failure is data, not a crash
                 return Outcome(key, error=repr(exc))
         self.stats.polls += 1
@@ -178,8 +213,57 @@ class Poller:
             }
             for o in outcomes:
                 target = targets.get(o.key)
-                if target is not None:
-                    _apply(target, o, now, s, self.stats)
+                if target is None:
+                    continue
+                _apply(target, o, now, s, self.stats)
+                if (
+                    o.not_found
+                    and target.detected
+                    and target.redetected_to is None
+                    and target.not_found >= s.poll_redetect_after
+                ):
+                    await self._redetect(session, target, now)
+            await self._throttle(session, outcomes, now)
+
+    async def _redetect(self, session: AsyncSession, target: PollTarget, now: datetime) -> None:
+        number = target.tracking_number
+        tried = {t.carrier for t in await repository.targets_for_number(session, number)}
+        candidate = next_candidate(number, tried, self._fetchers)
+        if candidate is None:
+            return
+        target.active = False
+        target.redetected_to = candidate.carrier
+        target.last_error = (
+            f"not found {target.not_found} times; asking {candidate.carrier} instead "
+            f"({candidate.reason})"
+        )
+        state = TargetState(
+            status=target.status,
+            substatus=target.substatus,
+            module=target.module,
+            detected=True,
+            redetected_from=target.carrier,
+        )
+        await repository.upsert_target(session, candidate.carrier, number, state, now)
+        self.stats.redetected += 1
+        log.info(
+            "carrier re-detected",
+            extra={"number": number, "from": target.carrier, "to": candidate.carrier},
+        )
+
+    async def _throttle(
+        self, session: AsyncSession, outcomes: list[Outcome], now: datetime
+    ) -> None:
+        """A 429 with Retry-After is about our key, not one number: pause the whole carrier."""
+        pauses: dict[str, float] = {}
+        for o in outcomes:
+            if o.status_code == 429 and o.retry_after:
+                pauses[o.key[0]] = max(pauses.get(o.key[0], 0.0), o.retry_after)
+        for carrier, seconds in sorted(pauses.items()):
+            limits = self._limits[carrier]
+            quota = await repository.lock_quota(session, carrier, now, limits.burst)
+            tokens = refill(quota.tokens, quota.refilled_at, now, limits)
+            quota.tokens, quota.refilled_at = throttled(tokens, seconds, limits), now
 
 
 def _apply(target: PollTarget, o: Outcome, now: datetime, s: Settings, stats: PollerStats) -> None:

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from shared.errors import InvalidInput
 from shared.log import configure_logging
 from shared.settings import Settings
 
@@ -52,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     carriers = sub.add_parser("carriers", help="list the supported carrier ids")
     carriers.set_defaults(func=_carriers)
 
+    renorm = sub.add_parser(
+        "renormalise", help="re-parse stored carrier answers and publish the corrected events"
+    )
+    renorm.add_argument("--carrier", default=None, help="only this carrier's payloads")
+    renorm.add_argument(
+        "--since",
+        default=None,
+        type=_instant,
+        help="only payloads received from this ISO 8601 time (UTC when no offset)",
+    )
+    renorm.set_defaults(func=_renormalise)
+
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(
         dest="action", required=True
     )
@@ -67,6 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("tenant_id", type=uuid.UUID)
     key.add_argument("--scopes", default="merchant")
     key.set_defaults(func=_keys_create)
+    listed = keys.add_parser("list", help="a tenant's keys (prefixes, scopes, revocation)")
+    listed.add_argument("tenant_id", type=uuid.UUID)
+    listed.set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke an API key at once")
+    revoke.add_argument("key_id", type=uuid.UUID)
+    revoke.set_defaults(func=_keys_revoke)
+
+    imp = sub.add_parser(
+        "import", help="register the shipments of a CSV file through the bulk API, with a key"
+    )
+    imp.add_argument("file", type=Path, help="CSV with a header: tracking_number[,carrier,...]")
+    imp.add_argument(
+        "--api-url", default=None, help="API base URL (default: public_base_url or api_host:port)"
+    )
+    imp.add_argument(
+        "--api-key", default=None, help="a merchant key (default: $THROUGHLINE_API_KEY)"
+    )
+    imp.add_argument("--batch", type=int, default=500, help="rows per request (at most 1000)")
+    imp.set_defaults(func=_import)
     return parser
 
 
@@ -142,6 +175,36 @@ def _carriers(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+    return when if when.utcoffset() is not None else when.replace(tzinfo=UTC)
+
+
+def _renormalise(settings: Settings, args: argparse.Namespace) -> int:
+    from services.carriers.renormalise import renormalise
+    from services.cli.runtime import runtime
+
+    async def go() -> int:
+        async with runtime(settings) as rt:
+            stats = await renormalise(
+                rt.settings, rt.bus, rt.sessions, carrier=args.carrier, since=args.since
+            )
+        print(
+            f"payloads {stats.payloads}  events {stats.events}  parse errors {stats.errors}"
+            f"  skipped {stats.skipped}"
+        )
+        return 0
+
+    try:
+        return asyncio.run(go())
+    except InvalidInput as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
 def _scopes(value: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in value.split(",") if s.strip())
 
@@ -160,3 +223,53 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
     key = asyncio.run(new_key(settings, args.tenant_id, _scopes(args.scopes)))
     print(f"api key {key}\n(the key is shown once; it is stored hashed)")
     return 0
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from services.cli.accounts import list_keys
+    from shared.db import utcnow
+
+    now = utcnow()
+    for key in asyncio.run(list_keys(settings, args.tenant_id)):
+        state = "active" if key.revoked_at is None or key.revoked_at > now else "revoked"
+        print(f"{key.id}\ttl_{key.prefix}_…\t{','.join(key.scopes)}\t{state}")
+    return 0
+
+
+def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from services.cli.accounts import revoke_key
+
+    if not asyncio.run(revoke_key(settings, args.key_id)):
+        print(f"no API key {args.key_id}", file=sys.stderr)
+        return 2
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from services.merchants.importer import ImportFailed, import_csv
+
+    key = args.api_key or os.environ.get("THROUGHLINE_API_KEY", "")
+    if not key:
+        print("pass --api-key or set THROUGHLINE_API_KEY (a merchant key)", file=sys.stderr)
+        return 2
+    url = (
+        args.api_url
+        or settings.public_base_url
+        or f"http://{settings.api_host}:{settings.api_port}"
+    )
+    try:
+        summary = asyncio.run(
+            import_csv(args.file, url, key, out=sys.stdout, progress=sys.stderr, batch=args.batch)
+        )
+    except ImportFailed as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{summary.rows} rows: {summary.created} created, {summary.existing} existing, "
+        f"{summary.errors} errors",
+        file=sys.stderr,
+    )
+    return 1 if summary.errors else 0

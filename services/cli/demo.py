@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
+from services.carriers.fetchers import BASE_URL_SETTINGS
 from services.cli.accounts import new_tenant
 from services.cli.roles import run_all
 from services.cli.runtime import runtime, stop_on_signals
@@ -35,18 +36,21 @@ SAMPLES = (
 
 def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     db = Path(args.db).resolve()
+    sim = f"http://127.0.0.1:{args.simulator_port}"
     return settings.model_copy(
         update={
             "database_url": f"sqlite+aiosqlite:///{db}",
             "bus": "sql",
             "api_port": args.port,
             "simulator_port": args.simulator_port,
-            "dhl_base_url": f"http://127.0.0.1:{args.simulator_port}",
+            **{name: sim for name in BASE_URL_SETTINGS.values()},  # every carrier's sandbox
             "public_base_url": f"http://127.0.0.1:{args.port}",
             "poll_interval_s": 3.0,
             "poll_min_interval_s": 1.0,
             "poll_tick_s": 0.5,
             "consumer_wait_ms": 100,
+            # A local receiver (e.g. docs/webhooks.md's) is the point of a demo endpoint.
+            "webhook_allow_loopback": True,
         }
     )
 
@@ -75,12 +79,12 @@ async def run_demo(base: Settings, args: argparse.Namespace) -> int:
     async with runtime(settings) as rt:
         services = asyncio.create_task(run_all(rt, stop))
         try:
-            await _seed(settings, state)
-            _print_welcome(settings, state)
-            if args.exit_after is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), args.exit_after)
-                stop.set()
+            if await _seed_unless_stopped(settings, state, stop):
+                _print_welcome(settings, state)
+                if args.exit_after is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), args.exit_after)
+                    stop.set()
             await services
         finally:
             stop.set()
@@ -111,6 +115,19 @@ async def _load_state(settings: Settings, path: Path) -> dict[str, Any]:
     path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
     os.chmod(path, 0o600)
     return state
+
+
+async def _seed_unless_stopped(
+    settings: Settings, state: dict[str, Any], stop: asyncio.Event
+) -> bool:
+    """Seed the journeys; False when a stop signal shut the servers down while seeding."""
+    try:
+        await _seed(settings, state)
+    except httpx.TransportError:
+        if stop.is_set():
+            return False
+        raise
+    return True
 
 
 async def _seed(settings: Settings, state: dict[str, Any]) -> None:

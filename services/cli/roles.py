@@ -8,13 +8,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.carriers.adapters import ADAPTERS
-from services.carriers.client import DhlClient
 from services.carriers.consumer import carriers_consumer
+from services.carriers.fetchers import open_fetchers
 from services.carriers.poller import Poller
 from services.cli.app import create_api_app
 from services.cli.runtime import Runtime, serve
 from services.simulator.app import create_app as create_simulator_app
 from services.timeline.consumer import timeline_consumer
+from services.webhooks.consumer import webhooks_consumer
+from services.webhooks.sender import Sender
 from shared.settings import Settings
 
 log = logging.getLogger("throughline.roles")
@@ -34,10 +36,18 @@ async def run_timeline_consumer(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 async def run_carriers_poller(rt: Runtime, stop: asyncio.Event) -> None:
-    async with DhlClient.from_settings(rt.settings) as dhl:
-        poller = Poller(rt.settings, rt.bus, rt.sessions, {"dhl": dhl})
+    async with open_fetchers(rt.settings) as fetchers:
+        poller = Poller(rt.settings, rt.bus, rt.sessions, fetchers)
         targets = carriers_consumer(rt.settings, rt.bus, rt.sessions, set(ADAPTERS))
         await _together(targets.run(stop), poller.run(stop))
+
+
+async def run_webhooks_consumer(rt: Runtime, stop: asyncio.Event) -> None:
+    await webhooks_consumer(rt.settings, rt.bus, rt.sessions).run(stop)
+
+
+async def run_webhooks_sender(rt: Runtime, stop: asyncio.Event) -> None:
+    await Sender(rt.settings, rt.sessions).run(stop)
 
 
 async def run_simulator(rt: Runtime, stop: asyncio.Event) -> None:
@@ -70,6 +80,8 @@ ROLES: dict[str, Role] = {
     "api": run_api,
     "timeline-consumer": run_timeline_consumer,
     "carriers-poller": run_carriers_poller,
+    "webhooks-consumer": run_webhooks_consumer,
+    "webhooks-sender": run_webhooks_sender,
     "simulator": run_simulator,
     "all": run_all,
 }

@@ -32,7 +32,11 @@ class Runtime:
 
 def build_bus(settings: Settings, engine: AsyncEngine) -> Bus:
     if settings.bus == "kafka":
-        return KafkaBus(settings.kafka_bootstrap, partitions=settings.topic_partitions)
+        return KafkaBus(
+            settings.kafka_bootstrap,
+            partitions=settings.topic_partitions,
+            group_prefix=settings.topic_prefix,
+        )
     return SqlBus(engine)
 
 

@@ -1,73 +1,119 @@
-"""Carrier sandbox: the DHL Shipment Tracking – Unified API, playing scripted journeys.
+"""The carrier simulator: every carrier sandbox on one port, playing scripted journeys.
 
-``GET /track/shipments?trackingNumber=..`` behaves like DHL's (``DHL-API-Key`` header, RFC 7807
-problem documents with real status codes, events newest first with offset-less local times). A
-journey's events appear as its accelerated clock passes them: journey time runs ``speed`` times
-faster than real time from the moment the journey was started; event timestamps are the start
-instant plus the step offsets, so they run ahead of the wall clock by the same factor.
+DHL's Shipment Tracking – Unified API (``GET /track/shipments?trackingNumber=..``, ``DHL-API-Key``
+header, RFC 7807 problem documents with real status codes, events newest first with offset-less
+local times) plays the DHL journeys of ``journeys``. The other fourteen sandboxes
+(``services.simulator.carriers.<carrier>``) each serve their carrier's real paths, auth and answer
+shapes from one shared ``ScriptState``, into which the multi-carrier itineraries of
+``itineraries`` install their legs. Their paths do not overlap, so all of them share the port:
 
-Control API for the demo, the tests and the benchmarks:
+    dhl             /track/shipments
+    upu             /IPSAPIService/TrackAndTraceService.svc/rest/Mailitems
+    china-post      /partner/api/public/p/track/query/{lang}/{number}
+    usps            /oauth2/v3/token, /tracking/v3/tracking/{number}
+    royal-mail      /mailpieces/v2/{mailPieceId}/events
+    la-poste        /suivi/v2/idships/{ids}
+    australia-post  /shipping/v1/track
+    canada-post     /vis/track/pin/{pin}/detail
+    ups             /security/v1/oauth/token, /api/track/v1/details/{inquiryNumber}
+    fedex           /oauth/token, /track/v1/trackingnumbers
+    4px             /router/api/service
+    yanwen          /api/tracking
+    yunexpress      /api/Tracking/GetTrackInfo
+    cainiao         /global/detail.json
+    sf-express      /std/service
 
-- ``POST /_sim/journeys`` ``{tracking_number, journey, speed?}`` → 201; restarts a running one.
-- ``GET /_sim/journeys`` → ``{"journeys": [...], "available": [journey names]}``.
-- ``POST /_sim/faults`` ``{carrier: "dhl", mode: "5xx"|"429"|"slow"|"garbage"|"none", count?,
-  duration? (real seconds), retry_after_s?, delay_s?}``: without count and duration the fault
-  lasts until ``mode: "none"``.
-- ``GET /healthz``.
+Every journey runs on an accelerated clock: journey time runs ``speed`` times faster than real
+time from the moment it was started, and timestamps are laid out so the journey ends at its real
+start, so every revealed event is already in the past. The sandboxes accept the credentials the
+poller is configured with (the same settings, defaulting to the demo values). The control API is
+in ``control``; ``GET /healthz`` answers ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query
+from fastapi import APIRouter, FastAPI, Header, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
 
-from services.simulator.journeys import JOURNEYS, render_shipment
-from services.simulator.state import Clock, Fault, FaultMode, SimulatorState, utcnow
+from services.simulator.carriers import ScriptState
+from services.simulator.carriers import australia_post as australia_post_sandbox
+from services.simulator.carriers import cainiao as cainiao_sandbox
+from services.simulator.carriers import canada_post as canada_post_sandbox
+from services.simulator.carriers import china_post as china_post_sandbox
+from services.simulator.carriers import fedex as fedex_sandbox
+from services.simulator.carriers import fourpx as fourpx_sandbox
+from services.simulator.carriers import la_poste as la_poste_sandbox
+from services.simulator.carriers import royal_mail as royal_mail_sandbox
+from services.simulator.carriers import sf_express as sf_express_sandbox
+from services.simulator.carriers import ups as ups_sandbox
+from services.simulator.carriers import upu as upu_sandbox
+from services.simulator.carriers import usps as usps_sandbox
+from services.simulator.carriers import yanwen as yanwen_sandbox
+from services.simulator.carriers import yunexpress as yunexpress_sandbox
+from services.simulator.control import control_router
+from services.simulator.itineraries import ITINERARIES
+from services.simulator.journeys import render_shipment
+from services.simulator.multileg import MultiLegJourneys
+from services.simulator.state import Clock, Fault, SimulatorState, utcnow
 from shared.settings import Settings
 
 NOT_FOUND_TITLE = "No shipment with given tracking number found."
 GARBAGE_BODY = b'{"shipments": [{"id": "\x00\xff<html><body>502 Bad Gateway'
 
-__all__ = ["create_app", "NOT_FOUND_TITLE"]
-
-
-class StartJourney(BaseModel):
-    tracking_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
-    journey: str
-    speed: float | None = Field(default=None, gt=0)
-    started_at: AwareDatetime | None = Field(
-        default=None, description="resume a journey started earlier (same timestamps, same ids)"
+# Every sandbox but DHL's, by carrier id; each module has ``router(state)`` and ``CARRIER``.
+SANDBOXES: dict[str, ModuleType] = {
+    m.CARRIER: m
+    for m in (
+        upu_sandbox, china_post_sandbox, usps_sandbox, royal_mail_sandbox, la_poste_sandbox,
+        australia_post_sandbox, canada_post_sandbox, ups_sandbox, fedex_sandbox, fourpx_sandbox,
+        yanwen_sandbox, yunexpress_sandbox, cainiao_sandbox, sf_express_sandbox,
     )
+}  # fmt: skip
 
-
-class FaultRequest(BaseModel):
-    carrier: Literal["dhl"]
-    mode: FaultMode
-    count: int | None = Field(default=None, ge=1)
-    duration: float | None = Field(default=None, gt=0, description="real seconds")
-    retry_after_s: int = Field(default=1, ge=0)
-    delay_s: float = Field(default=2.0, ge=0, le=120)
+__all__ = ["NOT_FOUND_TITLE", "SANDBOXES", "create_app", "sandbox_credentials"]
 
 
 def create_app(settings: Settings, clock: Clock = utcnow) -> FastAPI:
     """The simulator app; ``clock`` returns the current aware UTC time (inject a fake in tests)."""
     state = SimulatorState(settings.simulator_speed, clock)
+    scripts = ScriptState(clock=clock, credentials=sandbox_credentials(settings))
+    itineraries = MultiLegJourneys(ITINERARIES, scripts)
     app = FastAPI(title="Throughline carrier simulator", docs_url=None, redoc_url=None)
     app.state.simulator = state
+    app.state.scripts = scripts
+    app.state.itineraries = itineraries
     app.include_router(_dhl_router(state, settings.dhl_api_key))
-    app.include_router(_control_router(state))
+    for sandbox in SANDBOXES.values():
+        app.include_router(sandbox.router(scripts))
+    app.include_router(control_router(state, itineraries, SANDBOXES.keys()))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def sandbox_credentials(settings: Settings) -> dict[str, Mapping[str, str]]:
+    """The credentials each sandbox accepts: the ones the poller is configured with, read from the
+    same settings (``<carrier>_<key>``, e.g. ``ups_client_id``) with the sandbox's demo value as
+    the fallback."""
+    credentials: dict[str, Mapping[str, str]] = {}
+    for carrier, sandbox in SANDBOXES.items():
+        defaults: Mapping[str, str] = getattr(sandbox, "DEFAULT_CREDENTIALS", {})
+        prefix = "fourpx" if carrier == "4px" else carrier.replace("-", "_")
+        credentials[carrier] = {
+            key: getattr(settings, f"{prefix}_{key}", None) or value
+            for key, value in defaults.items()
+        }
+    return credentials
 
 
 def problem(
@@ -146,36 +192,3 @@ def _answer(state: SimulatorState, tracking_number: str, service: str | None) ->
     return _json(
         {"shipments": [shipment], "possibleAdditionalShipmentsUrl": [f"/track/shipments?{other}"]}
     )
-
-
-def _control_router(state: SimulatorState) -> APIRouter:
-    router = APIRouter(prefix="/_sim")
-
-    @router.post("/journeys", status_code=201)
-    async def start_journey(body: StartJourney) -> dict[str, Any]:
-        if body.journey not in JOURNEYS:
-            raise HTTPException(422, f"unknown journey {body.journey!r}; known: {sorted(JOURNEYS)}")
-        running = state.start(body.tracking_number, body.journey, body.speed, body.started_at)
-        return running.describe(state.clock())
-
-    @router.get("/journeys")
-    async def list_journeys() -> dict[str, Any]:
-        now = state.clock()
-        return {
-            "journeys": [r.describe(now) for r in state.journeys.values()],
-            "available": sorted(JOURNEYS),
-        }
-
-    @router.post("/faults")
-    async def inject_fault(body: FaultRequest) -> dict[str, Any]:
-        fault = state.set_fault(
-            body.carrier,
-            body.mode,
-            count=body.count,
-            duration=body.duration,
-            retry_after_s=body.retry_after_s,
-            delay_s=body.delay_s,
-        )
-        return {"carrier": body.carrier, **fault.describe()}
-
-    return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,7 @@ class SimulatorState:
         self.clock = clock
         self.journeys: dict[str, RunningJourney] = {}
         self.faults: dict[str, Fault] = {}
+        self.served_failures: Counter[str] = Counter()
 
     def start(
         self,
@@ -118,4 +120,5 @@ class SimulatorState:
             return None
         if fault.remaining is not None:
             fault.remaining -= 1
+        self.served_failures[carrier] += 1
         return fault

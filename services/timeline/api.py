@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from services.timeline import repository
-from services.timeline.handlers import RegisterShipment, register_shipment
+from services.timeline.handlers import AddLeg, RegisterShipment, add_leg, register_shipment
 from services.timeline.models import Shipment
-from services.timeline.schemas import ShipmentIn, ShipmentOut, TrackingOut
-from services.timeline.views import public_timeline, shipment_out
+from services.timeline.schemas import LegIn, LegOut, ShipmentIn, ShipmentOut, TrackingOut
+from services.timeline.views import leg_out, public_timeline, shipment_out
 from shared.auth import Principal
 from shared.errors import NotFound
 from shared.http import SessionDep, problem, require_scope
@@ -56,6 +56,43 @@ async def create_shipment(
     relay: OutboxRelay = request.app.state.relay
     await relay.flush()  # publish after commit; a failure here is swept up later
     return shipment_out(shipment, _base_url(request))
+
+
+@router.post(
+    "/v1/shipments/{shipment_id}/legs",
+    status_code=201,
+    response_model=LegOut,
+    tags=["shipments"],
+    responses={
+        200: {"model": LegOut, "description": "the shipment has this leg already (idempotent)"},
+        404: {"description": "no such shipment for this tenant"},
+    },
+)
+async def create_leg(
+    shipment_id: uuid.UUID,
+    body: LegIn,
+    principal: Merchant,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> LegOut:
+    """Link another carrier's number to the shipment (a manifest); it is polled from then on."""
+    settings = request.app.state.settings
+    cmd = AddLeg(
+        tenant_id=principal.tenant_id,
+        shipment_id=shipment_id,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        evidence=body.evidence,
+    )
+    leg, created = await add_leg(session, cmd, topic=settings.topic("shipment.updates.v1"))
+    if not created:
+        response.status_code = 200
+    out = leg_out(leg)
+    await session.commit()
+    relay: OutboxRelay = request.app.state.relay
+    await relay.flush()
+    return out
 
 
 @router.get("/v1/shipments/{shipment_id}", response_model=ShipmentOut, tags=["shipments"])

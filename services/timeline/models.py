@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, JsonType, utcnow
@@ -26,7 +36,12 @@ class Shipment(Base):
     status: Mapped[str] = mapped_column(String(32), default="pending")
     substatus: Mapped[str | None] = mapped_column(String(40))
     module_status: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # {"export": ..., "import": ...: presented | held | released, "duties": payable | paid}
+    customs: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     last_event_at: Mapped[datetime | None] = mapped_column()
+    # A tenant-less shipment (made for events nobody registered) that turned out to be part of
+    # another shipment: its legs moved there and it is kept only as a pointer.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -52,6 +67,11 @@ class Leg(Base):
     opened_by: Mapped[str] = mapped_column(String(32), default="registration")
     evidence: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float] = mapped_column(Float, default=1.0)
+    detected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The leg's own derived state (from its number's events only), for the poller and the views.
+    status: Mapped[str | None] = mapped_column(String(32))
+    substatus: Mapped[str | None] = mapped_column(String(40))
+    module: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     shipment: Mapped[Shipment] = relationship(back_populates="legs")
@@ -81,3 +101,4 @@ class TrackingEventRow(Base):
     raw_ref: Mapped[str | None] = mapped_column(String(64))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    renormalised_at: Mapped[datetime | None] = mapped_column()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,13 +21,44 @@ class ShipmentIn(BaseModel):
     destination_country: Country | None = None
 
 
+class LegIn(BaseModel):
+    """A leg the merchant knows of (a manifest): another carrier's number for the same parcel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: str = Field(min_length=1, max_length=40, examples=["usps"])
+    tracking_number: str = Field(min_length=1, max_length=64, examples=["9405803699300124287899"])
+    evidence: str | None = Field(
+        default=None, max_length=500, description="where the merchant got it, e.g. a manifest id"
+    )
+
+
 class LegOut(BaseModel):
     position: int
     carrier: str
     tracking_number: str
-    opened_by: str
+    opened_by: str = Field(
+        description="registration, first_event, handoff_field, handoff_text, destination_post, "
+        "manifest or same_number"
+    )
     evidence: str | None = None
     confidence: float
+    detected: bool = Field(
+        default=False, description="the carrier was inferred from the number's format alone"
+    )
+    status: str | None = Field(default=None, description="this leg's own status")
+    substatus: str | None = None
+    module: str | None = None
+
+
+class CustomsOut(BaseModel):
+    """Customs as far as the carriers told: null on a side nobody has reported yet."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    export: Literal["presented", "held", "released"] | None = None
+    import_: Literal["presented", "held", "released"] | None = Field(default=None, alias="import")
+    duties: Literal["payable", "paid"] | None = None
 
 
 class ShipmentOut(BaseModel):
@@ -40,6 +71,8 @@ class ShipmentOut(BaseModel):
     status: str
     substatus: str | None
     module_status: dict[str, str]
+    customs: CustomsOut
+    next_step: str = Field(description="what happens next, in plain words")
     legs: list[LegOut]
     last_event_at: datetime | None
     created_at: datetime
@@ -78,6 +111,8 @@ class PublicLeg(BaseModel):
     position: int
     carrier: str
     tracking_number: str
+    status: str | None = Field(default=None, description="this leg's own status")
+    module: str | None = Field(default=None, description="the module this leg was last seen in")
 
 
 class TrackingOut(BaseModel):
@@ -87,5 +122,7 @@ class TrackingOut(BaseModel):
     status: str
     substatus: str | None
     last_event_at: datetime | None
+    next_step: str = Field(description="what happens next, in plain words")
+    customs: CustomsOut
     legs: list[PublicLeg]
     modules: list[ModuleTimeline]

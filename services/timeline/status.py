@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from services.timeline.customs import CustomsState, derive_customs
 from shared.taxonomy import TERMINAL_STATUSES, Module, Status
 
 
@@ -40,6 +41,8 @@ class Derived:
     substatus: str | None
     module_status: dict[str, str]
     last_event_at: datetime | None
+    module: str | None = None  # the module the shipment is in now, as far as the events tell
+    customs: CustomsState = CustomsState()
 
 
 def sort_key(event: EventView) -> tuple[datetime, int]:
@@ -79,4 +82,13 @@ def derive(events: Iterable[EventView]) -> Derived:
         if decider is not None:
             per_module[module.value] = decider.status
     last = max((e.occurred_at for e in ordered if e.occurred_at is not None), default=None)
-    return Derived(Status(current.status), current.substatus, per_module, last)
+    # The decider's module, else the latest one any event named (modules only move forward).
+    latest = current.module or next((e.module for e in reversed(ordered) if e.module), None)
+    return Derived(
+        Status(current.status),
+        current.substatus,
+        per_module,
+        last,
+        module=latest,
+        customs=derive_customs(ordered),
+    )

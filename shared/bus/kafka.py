@@ -19,10 +19,20 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 class KafkaBus:
-    def __init__(self, bootstrap: str, *, partitions: int = 4, client_id: str = "throughline"):
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        partitions: int = 4,
+        client_id: str = "throughline",
+        group_prefix: str = "",
+    ):
         self._bootstrap = bootstrap
         self._partitions = partitions
         self._client_id = client_id
+        # Namespaces consumer groups like topics (tests, benchmarks): runs that share a broker
+        # never join each other's groups, so one run's crash or rebalance cannot stall another.
+        self._group_prefix = group_prefix
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -84,7 +94,7 @@ class KafkaBus:
             *topics,
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
-            group_id=group,
+            group_id=f"{self._group_prefix}{group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=None,

@@ -87,7 +87,10 @@ async def _run_journey(db: str, kafka: str, prefix: str, spawn: Spawn) -> None:
     assert body["status"] == "delivered"
     assert [m["module"] for m in body["modules"]] == ["origin", "international", "destination"]
     assert all(m["events"] for m in body["modules"])
-    assert body["legs"] == [{"position": 0, "carrier": "dhl", "tracking_number": number}]
+    assert [(leg["position"], leg["carrier"], leg["tracking_number"]) for leg in body["legs"]] == [
+        (0, "dhl", number)
+    ]
+    assert body["legs"][0]["status"] == "delivered"
 
 
 async def _wait_delivered(

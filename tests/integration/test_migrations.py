@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 import services.carriers.models  # noqa: F401 - registers tables
 import services.timeline.models  # noqa: F401
+import services.webhooks.models  # noqa: F401
 import shared.auth  # noqa: F401
 import shared.bus.sql  # noqa: F401
 import shared.outbox  # noqa: F401

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from services.carriers.client import DhlClient
 from services.carriers.consumer import carriers_consumer
-from services.carriers.models import PollTarget, RawPayloadRow
+from services.carriers.models import PollQuota, PollTarget, RawPayloadRow
 from services.carriers.poller import Poller
 from services.cli.runtime import Runtime
 from services.simulator.app import create_app
@@ -94,9 +94,15 @@ async def test_carrier_outage_backs_off_then_recovers(
     target = await _get(stack, number)
     assert target.failures == 1 and target.last_error
     assert target.next_poll_at >= utcnow() + timedelta(seconds=29)  # Retry-After honoured
-    await http.post("/_sim/faults", json={"carrier": "dhl", "mode": "5xx", "count": 1})
+    # A 429 is about the key, not the number: the whole carrier waits, even for due numbers.
     async with transaction(stack.sessions) as s:
         (await s.get(PollTarget, ("dhl", number))).next_poll_at = utcnow()  # type: ignore[union-attr]
+    assert await poller.poll_once() == 0
+    async with transaction(stack.sessions) as s:  # the Retry-After has passed
+        quota = await s.get(PollQuota, "dhl")
+        assert quota is not None and quota.tokens < 0
+        quota.refilled_at = utcnow() - timedelta(seconds=60)
+    await http.post("/_sim/faults", json={"carrier": "dhl", "mode": "5xx", "count": 1})
     await poller.poll_once()
     assert (await _get(stack, number)).failures == 2
     async with transaction(stack.sessions) as s:

@@ -1,0 +1,280 @@
+"""The webhook sender: claims due deliveries, POSTs them, settles the outcomes in batches.
+
+- Claims lock rows with ``FOR UPDATE SKIP LOCKED`` and lease them (``lease_until``) before the
+  transaction ends, so any number of senders share the work and a crashed sender's rows come back
+  when the lease runs out (at-least-once on the wire; receivers dedupe by ``webhook-id``).
+- One slow or dead endpoint cannot delay another's deliveries: each endpoint has at most
+  ``webhook_endpoint_concurrency`` requests in flight (per sender), out of a global pool of
+  ``webhook_max_in_flight``. Claims run ahead of the sends (up to four times the caps are held,
+  in flight or ready), so a freed slot starts the next job at once instead of waiting for a claim;
+  a claim skips endpoints that already hold their share.
+- Outcomes are written by one writer task, many per transaction (attempt rows, next attempt time,
+  endpoint failure streaks and disabling).
+- On stop, nothing new is claimed or started; requests in flight finish (bounded by the
+  timeout), their outcomes are written, and the leases of jobs never started are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.webhooks import repository, signing
+from services.webhooks.client import WebhookClient
+from services.webhooks.handlers import AttemptResult, Policy, schedule_stale, settle
+from shared.bus.runner import is_transient
+from shared.db import transaction, utcnow
+from shared.settings import Settings
+
+log = logging.getLogger("throughline.webhooks")
+T = TypeVar("T")
+COALESCE_S = 0.005  # let a few completions gather before the next claim
+HOLD = 4  # claimed ahead: up to four times the caps, in flight or ready
+SETTLE_EVERY_S = 0.02  # outcomes gather this long before they are written together
+
+
+Job = repository.Claimed
+
+
+@dataclass
+class SenderStats:
+    claimed: int = 0
+    attempts: int = 0
+    succeeded: int = 0
+    settle_failures: int = 0
+    in_flight_peak: int = 0
+    per_endpoint_peak: dict[uuid.UUID, int] = field(default_factory=dict)
+
+
+class Sender:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]):
+        self._settings = settings
+        self._sessions = sessions
+        self._policy = Policy.from_settings(settings)
+        self._max = settings.webhook_max_in_flight
+        self._cap = settings.webhook_endpoint_concurrency
+        # A held job may wait for HOLD - 1 timed-out rounds of its endpoint before it is sent: the
+        # lease must outlast that, or another sender could take the job meanwhile.
+        self._lease_s = max(settings.webhook_lease_s, HOLD * settings.webhook_timeout_s + 30)
+        # Claimed jobs wait in _ready for a free slot, so a slot seldom waits for a claim: at most
+        # HOLD times the caps are held (leased) at once, in flight or ready.
+        self._ready: deque[Job] = deque()
+        self._held: dict[uuid.UUID, int] = {}
+        self._in_flight: dict[uuid.UUID, int] = {}
+        # Endpoints that answered 410 and are about to be disabled: not claimed meanwhile.
+        self._gone: set[uuid.UUID] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[AttemptResult] = []
+        self._have_results = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._client: WebhookClient | None = None
+        self.stats = SenderStats()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self._in_flight.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self._settings
+        client = WebhookClient(
+            timeout_s=s.webhook_timeout_s,
+            max_in_flight=self._max,
+            allow_loopback=s.webhook_allow_loopback,
+            max_response_bytes=s.webhook_max_response_bytes,
+        )
+        async with client:
+            self._client = client
+            writing = asyncio.Event()
+            writer = asyncio.create_task(self._write_results(writing))
+            stale = asyncio.create_task(self._scan_stale(stop))
+            log.info("webhook sender started", extra={"max_in_flight": self._max})
+            try:
+                await self._claim_loop(stop)
+            finally:
+                unsent = [job.delivery_id for job in self._ready]
+                self._ready.clear()
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                writing.set()
+                self._have_results.set()
+                await writer
+                stale.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stale
+                await self._release(unsent)
+            log.info("webhook sender stopped", extra={"attempts": self.stats.attempts})
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if await self._retrying(self._claim):
+                continue  # the claim came back full: more may be due right now
+            self._slot_freed.clear()
+            await _first(
+                stop.wait(), self._slot_freed.wait(), self._settings.webhook_poll_interval_s
+            )
+            await asyncio.sleep(COALESCE_S)
+
+    async def _claim(self) -> bool:
+        """Claim what is due within the caps and start it; True when the claim came back full."""
+        room = HOLD * self._max - sum(self._held.values())
+        if room <= 0:
+            return False
+        per_endpoint = HOLD * self._cap
+        counts = dict(self._held)
+        full = [e for e, n in counts.items() if n >= per_endpoint] + list(self._gone)
+        now = utcnow()
+        async with transaction(self._sessions) as session:
+            rows = await repository.claim_due(session, now, limit=room, exclude=full)
+            jobs = []
+            for row in rows:
+                if counts.get(row.endpoint_id, 0) < per_endpoint:
+                    jobs.append(row)
+                    counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
+            lease = now + timedelta(seconds=self._lease_s)
+            await repository.lease(session, [j.delivery_id for j in jobs], lease)
+        for job in jobs:
+            self._held[job.endpoint_id] = self._held.get(job.endpoint_id, 0) + 1
+            self._ready.append(job)
+        self.stats.claimed += len(jobs)
+        self._dispatch()
+        return len(rows) >= room
+
+    def _dispatch(self) -> None:
+        """Start ready jobs, oldest first, while the global and per-endpoint caps allow."""
+        waiting: deque[Job] = deque()
+        total = self.in_flight
+        while self._ready and total < self._max:
+            job = self._ready.popleft()
+            if self._in_flight.get(job.endpoint_id, 0) < self._cap:
+                self._start(job)
+                total += 1
+            else:
+                waiting.append(job)
+        waiting.extend(self._ready)
+        self._ready = waiting
+
+    def _start(self, job: Job) -> None:
+        n = self._in_flight.get(job.endpoint_id, 0) + 1
+        self._in_flight[job.endpoint_id] = n
+        peak = self.stats.per_endpoint_peak
+        peak[job.endpoint_id] = max(peak.get(job.endpoint_id, 0), n)
+        self.stats.in_flight_peak = max(self.stats.in_flight_peak, self.in_flight)
+        task = asyncio.create_task(self._send(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, job: Job) -> None:
+        assert self._client is not None
+        try:
+            attempted_at = utcnow()
+            headers = signing.headers(job.secrets, str(job.event_id), job.body)
+            outcome = await self._client.post(job.url, headers, job.body)
+            if outcome.status_code == 410:
+                self._drop_ready(job.endpoint_id)
+            self._results.append(AttemptResult(job.delivery_id, attempted_at, outcome))
+            self._have_results.set()
+            self.stats.attempts += 1
+            self.stats.succeeded += outcome.ok
+        finally:
+            _decrement(self._in_flight, job.endpoint_id)
+            _decrement(self._held, job.endpoint_id)
+            self._dispatch()
+            self._slot_freed.set()
+
+    def _drop_ready(self, endpoint_id: uuid.UUID) -> None:
+        """The endpoint is going away: its ready jobs are not sent (disabling fails them)."""
+        self._gone.add(endpoint_id)
+        dropped = [j for j in self._ready if j.endpoint_id == endpoint_id]
+        self._ready = deque(j for j in self._ready if j.endpoint_id != endpoint_id)
+        for _ in dropped:
+            _decrement(self._held, endpoint_id)
+
+    async def _release(self, delivery_ids: list[int]) -> None:
+        """Hand back claimed but unsent deliveries, so another sender need not wait for leases."""
+        if not delivery_ids:
+            return
+        try:
+            async with transaction(self._sessions) as session:
+                await repository.release(session, delivery_ids)
+        except Exception as exc:  # noqa: BLE001 - the leases expire anyway
+            log.warning("could not release leases", extra={"error": repr(exc)})
+
+    async def _write_results(self, stopping: asyncio.Event) -> None:
+        while True:
+            if stopping.is_set() and not self._tasks and not self._results:
+                return
+            await self._have_results.wait()
+            if not stopping.is_set():
+                await asyncio.sleep(SETTLE_EVERY_S)  # one transaction for many outcomes
+            self._have_results.clear()
+            batch, self._results = self._results, []
+            gone = set(self._gone)
+            if batch:
+                await self._settle(batch)
+            self._gone -= gone  # settled: the database says whether they are disabled now
+
+    async def _settle(self, batch: list[AttemptResult]) -> None:
+        async def write() -> None:
+            async with transaction(self._sessions) as session:
+                await settle(session, batch, self._policy, utcnow())
+
+        try:
+            await self._retrying(write)
+        except Exception as exc:  # noqa: BLE001 - loop boundary; the leases expire and resend
+            self.stats.settle_failures += len(batch)
+            log.error(
+                "could not record webhook attempts; they will be sent again",
+                extra={"deliveries": [r.delivery_id for r in batch], "error": repr(exc)},
+            )
+
+    async def _scan_stale(self, stop: asyncio.Event) -> None:
+        after = self._settings.webhook_stale_after_s
+        interval = max(0.5, min(60.0, after / 10))
+        while not stop.is_set():
+            try:
+                async with transaction(self._sessions) as session:
+                    await schedule_stale(session, utcnow(), after)
+            except Exception as exc:  # noqa: BLE001 - loop boundary; the next scan tries again
+                log.warning("stale scan failed", extra={"error": repr(exc)})
+            await _first(stop.wait(), None, interval)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Transient database failures are retried in place, for up to ten minutes."""
+        loop = asyncio.get_running_loop()
+        started, attempt = loop.time(), 0
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() - started > 600:
+                    raise
+                attempt += 1
+                log.warning("webhook sender: transient failure", extra={"error": repr(exc)})
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+
+
+async def _first(a: Awaitable[object], b: Awaitable[object] | None, timeout: float) -> None:
+    """Wait until ``a`` or ``b`` is done or ``timeout`` passes; cancel what is left."""
+    tasks = [asyncio.ensure_future(a)] + ([asyncio.ensure_future(b)] if b is not None else [])
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _decrement(counts: dict[uuid.UUID, int], key: uuid.UUID) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
