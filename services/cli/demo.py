@@ -26,11 +26,14 @@ from services.simulator.journeys import valid_dhl_express_number
 from shared.migrate import upgrade_async
 from shared.settings import Settings
 
+# (journey, DHL number seed or None: the simulator mints the other carriers' numbers, reference)
 SAMPLES = (
+    ("epacket-china-us", None, "US-ORDER-2001"),
+    ("fourpx-royal-mail", None, "GB-ORDER-2002"),
     ("dhl-express-door-to-door", 101, "DE-ORDER-1001"),
+    ("ups-customs-duties", None, "US-ORDER-2003"),
     ("dhl-customs-hold", 102, "DE-ORDER-1002"),
-    ("dhl-failed-attempt", 103, "DE-ORDER-1003"),
-    ("dhl-ecommerce-unknown-scans", 104, "DE-ORDER-1004"),
+    ("fedex-failed-attempt-pickup", None, "US-ORDER-2004"),
 )
 
 
@@ -74,6 +77,7 @@ async def run_demo(base: Settings, args: argparse.Namespace) -> int:
     state_file = Path(str(Path(args.db).resolve()) + ".demo.json")
     await upgrade_async(settings.database_url)
     state = await _load_state(settings, state_file)
+    state["_file"] = str(state_file)
     stop = asyncio.Event()
     stop_on_signals(stop)
     async with runtime(settings) as rt:
@@ -105,7 +109,7 @@ async def _load_state(settings: Settings, path: Path) -> dict[str, Any]:
         "journeys": [
             {
                 "journey": j,
-                "tracking_number": valid_dhl_express_number(seed),
+                "tracking_number": None if seed is None else valid_dhl_express_number(seed),
                 "reference": ref,
                 "started_at": started,
             }
@@ -146,16 +150,21 @@ async def _seed(settings: Settings, state: dict[str, Any]) -> None:
                 },
             )
             resp.raise_for_status()
+            first = resp.json()["legs"][0]
+            j["tracking_number"], j["carrier"] = first["tracking_number"], first["carrier"]
             resp = await client.post(
                 f"{api}/v1/shipments",
                 headers={"Authorization": f"Bearer {state['api_key']}"},
                 json={
                     "tracking_number": j["tracking_number"],
-                    "carrier": "dhl",
+                    "carrier": j["carrier"],
                     "merchant_reference": j["reference"],
                 },
             )
             resp.raise_for_status()
+    # The minted numbers are kept, so a restart replays the same journeys under the same numbers.
+    saved = {k: v for k, v in state.items() if k != "_file"}
+    Path(state["_file"]).write_bytes(orjson.dumps(saved, option=orjson.OPT_INDENT_2))
 
 
 async def _wait_ready(client: httpx.AsyncClient, url: str, timeout_s: float = 30.0) -> None:
@@ -182,11 +191,12 @@ def _print_welcome(settings: Settings, state: dict[str, Any]) -> None:
         f"  carrier sandbox   http://127.0.0.1:{settings.simulator_port}/_sim/journeys",
         f"  demo API key      {state['api_key']}",
         "",
-        "Sample parcels (journeys play at one hour a second; poll again to watch them move):",
+        "Sample parcels (journeys play at one hour a second; reload to watch them move).",
+        "Each opens the tracking page; the same timeline as JSON is at /v1/tracking/<number>:",
     ]
     for j in state["journeys"]:
         lines.append(
-            f"  {j['tracking_number']}  {j['journey']:<30} {api}/v1/tracking/{j['tracking_number']}"
+            f"  {j['tracking_number']:<20} {j['journey']:<28} {api}/t/{j['tracking_number']}"
         )
     lines += [
         "",
