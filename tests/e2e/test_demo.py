@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -18,11 +19,17 @@ def test_demo_serves_a_timeline_within_a_minute(tmp_path: Path, spawn: Spawn) ->
     api = f"http://127.0.0.1:{api_port}"
     wait_http(f"{api}/healthz", 60, proc)
     state_file = tmp_path / "throughline-demo.db.demo.json"
-    for _ in range(100):
+    numbers: list[str | None] = [None]
+    for _ in range(300):  # the simulator mints some numbers while the demo seeds itself
         if state_file.exists():
+            with contextlib.suppress(ValueError):
+                numbers = [
+                    j["tracking_number"] for j in json.loads(state_file.read_text())["journeys"]
+                ]
+        if numbers and all(numbers):
             break
         time.sleep(0.1)
-    numbers = [j["tracking_number"] for j in json.loads(state_file.read_text())["journeys"]]
+    assert numbers and all(numbers), f"the demo did not record its sample numbers: {numbers}"
 
     events = 0
     while time.monotonic() - started < 60 and not events:
@@ -40,6 +47,11 @@ def test_demo_serves_a_timeline_within_a_minute(tmp_path: Path, spawn: Spawn) ->
     r = httpx.get(f"{api}/v1/tracking/{numbers[0]}")
     assert r.status_code == 200
     assert sum(len(m["events"]) for m in r.json()["modules"]) >= events
+    log = tmp_path / "demo2.log"
+    for _ in range(300):  # the welcome is printed once the sample parcels are seeded again
+        if "Throughline demo is running" in log.read_text():
+            break
+        time.sleep(0.1)
+    assert "Throughline demo is running" in log.read_text()
     stop_process(again)
     assert again.returncode == 0
-    assert "Throughline demo is running" in (tmp_path / "demo2.log").read_text()
