@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     return asyncio.run(run(args))
 
 
@@ -111,8 +113,8 @@ async def _phases(args: argparse.Namespace, settings: Settings, path: Path) -> i
     )
     print(f"    CPU during (c): {meter.line().split(', postgres')[0]}")
     print(
-        f"ratios: consumer/executemany(one transaction) {one_tx / elapsed:.2f}, "
-        f"consumer/executemany({args.batch} per transaction) {per_batch / elapsed:.2f}"
+        f"ratios: consumer/executemany(one transaction) {one_tx / elapsed:.3g}, "
+        f"consumer/executemany({args.batch} per transaction) {per_batch / elapsed:.3g}"
     )
     print(f"goal (>= 5,000 events/s): {'met' if n / elapsed >= 5000 else 'MISSED'}")
     return 0

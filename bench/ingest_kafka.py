@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import uuid
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up on (c) after this")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     return asyncio.run(run(args))
 
 
@@ -121,8 +123,8 @@ async def _phases(args: argparse.Namespace, settings: Settings, bootstrap: str) 
     print(f"    CPU during (c): {meter.line()}")
     slower = max(raw, copy_s)
     print(
-        f"ratios: consumer/raw-consume {raw / consumer_s:.2f}, consumer/COPY {copy_s / consumer_s:.2f},"
-        f" consumer/slower baseline {slower / consumer_s:.2f}"
+        f"ratios: consumer/raw-consume {raw / consumer_s:.3g}, consumer/COPY {copy_s / consumer_s:.3g},"
+        f" consumer/slower baseline {slower / consumer_s:.3g}"
     )
     goal = n / consumer_s >= 25_000 and slower / consumer_s >= 0.5
     print(

@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="per run")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     return asyncio.run(run(args))
 
 
@@ -93,7 +94,7 @@ async def _one(args: argparse.Namespace, records: list[OutRecord], processes: in
             "THROUGHLINE_TOPIC_PREFIX": prefix,
             "THROUGHLINE_TOPIC_PARTITIONS": str(args.partitions),
             "THROUGHLINE_LOG_LEVEL": "WARNING",
-            "THROUGHLINE_LOG_JSON": "false",
+            "THROUGHLINE_LOG_JSON": "true",
         }
         return await _measure(args, url, env, workdir, processes)
     finally:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.bus import Consumer, InRecord, OutRecord, dlq_headers
 from shared.errors import RetryableError
 from shared.schema import dlq_topic
 
+log = logging.getLogger("throughline.bus")
 _TOPIC_ALREADY_EXISTS = 36
 
 
@@ -134,16 +136,32 @@ class _KafkaConsumer:
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-        if not offsets:
+        # A rebalance may have moved partitions away while the batch was being handled. Their
+        # offsets can no longer be committed here (retrying would never succeed); the new owner
+        # resumes from the last committed offset and replays the batch, which is a no-op.
+        owned = self._consumer.assignment()
+        kept = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if len(kept) < len(offsets):
+            _log_replay(sorted(set(offsets) - set(kept), key=_tp_key), "partitions revoked")
+        if not kept:
             return
         try:
-            await self._consumer.commit(offsets)
+            await self._consumer.commit(kept)
+        except (CommitFailedError, IllegalStateError) as exc:
+            _log_replay(sorted(kept, key=_tp_key), repr(exc))  # the group rebalanced meanwhile
         except KafkaError as exc:
             raise RetryableError(f"kafka offset commit failed: {exc!r}") from exc
 
     async def dead_letter(self, record: InRecord, reason: str, error: str) -> None:
         out = OutRecord(record.key or "", record.value, dlq_headers(record, reason, error))
         await self._bus.publish(dlq_topic(record.topic), [out])
+
+
+def _log_replay(partitions: list[TopicPartition], why: str) -> None:
+    log.info(
+        "offsets not committed after a rebalance; the partitions' owner replays the batch",
+        extra={"partitions": [f"{tp.topic}:{tp.partition}" for tp in partitions], "why": why},
+    )
 
 
 def _tp_key(tp: TopicPartition) -> tuple[str, int]:

@@ -3,7 +3,9 @@ registration, the CSV import, and the webhooks API (SSRF, delivery log, replay, 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import io
 import socket
 import uuid
@@ -15,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+import services.cli as cli
+from services.cli.accounts import list_keys, revoke_key
 from services.cli.app import create_api_app
 from services.cli.runtime import Runtime, serve
 from services.merchants.importer import ImportFailed, import_csv
@@ -94,8 +98,14 @@ async def test_tenant_b_sees_nothing_of_tenant_a(stack: Runtime, receiver: Recei
         ]
 
         since = {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}
+        usps = "9405803699300124287899"
         attempts: list[tuple[str, str, Any]] = [
             ("GET", f"/v1/shipments/{shipment_id}", None),
+            (
+                "POST",
+                f"/v1/shipments/{shipment_id}/legs",
+                {"carrier": "usps", "tracking_number": usps},
+            ),
             ("DELETE", f"/v1/keys/{key_id}", None),
             ("POST", f"/v1/keys/{key_id}/rotate", None),
             ("GET", f"/v1/webhook-endpoints/{ep_id}", None),
@@ -240,6 +250,14 @@ async def test_csv_import_through_the_api(stack: Runtime, tmp_path: Path) -> Non
             csv_file, f"http://127.0.0.1:{port}", key, out=again, progress=io.StringIO()
         )
         assert (second.created, second.existing, second.errors) == (0, 6, 1)  # idempotent
+        # The command itself: results on stdout, a non-zero exit when a row failed.
+        args = argparse.Namespace(
+            file=csv_file, api_url=f"http://127.0.0.1:{port}", api_key=key, batch=500
+        )
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+            code = await asyncio.to_thread(cli._import, stack.settings, args)
+        assert code == 1 and stdout.getvalue().count(",existing,") == 6
         bad = tmp_path / "bad.csv"
         bad.write_text("number,carrier\n1,dhl\n")
         with pytest.raises(ImportFailed, match="tracking_number"):
@@ -386,3 +404,13 @@ async def test_a_tenant_has_at_most_twenty_endpoints(stack: Runtime) -> None:
             "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/x"}, headers=bearer(key)
         )
         assert r.status_code == 409 and "at most 20" in r.json()["detail"]
+
+
+async def test_cli_lists_and_revokes_keys(stack: Runtime, api: httpx.AsyncClient) -> None:
+    tenant, key = await hooks.new_tenant(stack, "A")
+    (row,) = await list_keys(stack.settings, tenant)
+    assert key.startswith(f"tl_{row.prefix}_") and row.revoked_at is None
+    assert (await api.get("/v1/keys", headers=bearer(key))).status_code == 200
+    assert await revoke_key(stack.settings, row.id)
+    assert (await api.get("/v1/keys", headers=bearer(key))).status_code == 401
+    assert not await revoke_key(stack.settings, uuid.uuid4())
