@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
+    EVENT_ERRORS,
     CodeTable,
     Draft,
     Route,
@@ -28,6 +29,7 @@ from services.carriers.adapters.aggregator import (
     courier_code,
     courier_id,
     customs_side,
+    guarded,
     handoff,
     items,
     load_object,
@@ -91,7 +93,6 @@ SLUGS: dict[str, str] = {
     "china-ems": "china-post",
     "sfb2c": "sf-express",
 }
-_EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
 
 
 class AftershipAdapter:
@@ -107,12 +108,7 @@ class AftershipAdapter:
         source: Source = Source.AGGREGATOR,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source)
-        except InvalidInput as exc:
-            return malformed(requested, str(exc))
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
+        return guarded(_parse, payload, requested, raw_ref, source)
 
 
 def _parse(
@@ -139,7 +135,7 @@ def _parse(
     for index, raw in enumerate(items(checkpoints)):
         try:
             drafts.append(_read_checkpoint(raw, slug, route, names))
-        except _EVENT_ERRORS as exc:
+        except EVENT_ERRORS as exc:
             errors.append(ParseError(number, "malformed", f"checkpoints[{index}]: {exc}"))
     following = obj(next(iter(items(tracking.get("next_couriers"))), None))
     next_slug = scalar(following.get("slug"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -214,6 +214,26 @@ def country(value: Any) -> str | None:
     if len(code) == 2 and code.isascii() and code.isalpha():
         return code
     return ISO3_TO_ISO2.get(code)
+
+
+# What one bad event in an otherwise good push may raise; the event is skipped with a ParseError.
+EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
+
+
+def guarded(
+    parse: Callable[[bytes, str | None, str | None, Source], ParseResult],
+    payload: bytes,
+    requested: str | None,
+    raw_ref: str | None,
+    source: Source,
+) -> ParseResult:
+    """The parse boundary every aggregator shares: no payload may crash the caller's loop."""
+    try:
+        return parse(payload, requested, raw_ref, source)
+    except InvalidInput as exc:
+        return malformed(requested, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the boundary itself
+        return malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
 
 
 def malformed(number: str | None, message: str) -> ParseResult:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
+    EVENT_ERRORS,
     CodeTable,
     Draft,
     Route,
@@ -26,6 +27,7 @@ from services.carriers.adapters.aggregator import (
     country,
     courier_code,
     customs_side,
+    guarded,
     handoff,
     items,
     load_object,
@@ -80,7 +82,6 @@ STATUS_DETAILS: CodeTable = {
     "return": (S.EXCEPTION, U.RETURNING),
 }
 _TRACKER_EVENTS = frozenset({"tracker.created", "tracker.updated"})
-_EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
 
 
 class EasypostAdapter:
@@ -96,12 +97,7 @@ class EasypostAdapter:
         source: Source = Source.AGGREGATOR,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source)
-        except InvalidInput as exc:
-            return malformed(requested, str(exc))
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
+        return guarded(_parse, payload, requested, raw_ref, source)
 
 
 def _parse(
@@ -133,7 +129,7 @@ def _parse(
     for index, raw in enumerate(items(details)):
         try:
             drafts.append(_read_detail(raw, courier, route, names))
-        except _EVENT_ERRORS as exc:
+        except EVENT_ERRORS as exc:
             errors.append(ParseError(number, "malformed", f"tracking_details[{index}]: {exc}"))
     found = handoff(
         carrier_detail.get("alternate_identifier"),

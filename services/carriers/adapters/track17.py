@@ -16,6 +16,7 @@ from datetime import UTC, timedelta, timezone
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
+    EVENT_ERRORS,
     CodeTable,
     Draft,
     Route,
@@ -27,6 +28,7 @@ from services.carriers.adapters.aggregator import (
     courier_code,
     courier_id,
     customs_side,
+    guarded,
     handoff,
     items,
     load_object,
@@ -107,7 +109,6 @@ COURIERS: dict[str, str] = {
     "3011": "china-post",
     "190271": "cainiao",
 }
-_EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
 
 
 class Track17Adapter:
@@ -123,12 +124,7 @@ class Track17Adapter:
         source: Source = Source.AGGREGATOR,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source)
-        except InvalidInput as exc:
-            return malformed(requested, str(exc))
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
+        return guarded(_parse, payload, requested, raw_ref, source)
 
 
 def _parse(
@@ -164,7 +160,7 @@ def _parse_info(
     if not drafts and not errors and isinstance(info.get("latest_event"), dict):
         try:
             drafts = [_read_event(info["latest_event"], main_courier, route)]
-        except _EVENT_ERRORS as exc:
+        except EVENT_ERRORS as exc:
             errors.append(ParseError(number, "malformed", f"latest_event: {exc}"))
     if not drafts and not errors:
         latest = obj(info.get("latest_status"))
@@ -195,7 +191,7 @@ def _provider_drafts(
         for e in reversed(range(len(events))):
             try:
                 drafts.append(_read_event(events[e], courier, route))
-            except _EVENT_ERRORS as exc:
+            except EVENT_ERRORS as exc:
                 errors.append(ParseError(number, "malformed", f"providers[{p}].events[{e}]: {exc}"))
     return drafts
 
