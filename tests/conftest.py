@@ -93,9 +93,33 @@ async def fresh_pg_database(pg_admin_url: str) -> AsyncIterator[Callable[[], Awa
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A per-test prefix such as 't3f9c0a1b2d.' so topics never collide between tests or runs."""
-    return f"t{uuid.uuid4().hex[:10]}."
+async def topic_prefix() -> AsyncIterator[str]:
+    """A per-test prefix such as 't3f9c0a1b2d.' so topics never collide between tests or runs.
+
+    The topics a test made under its prefix are deleted afterwards, so a long run (or many runs
+    against one broker) does not pile up thousands of partitions and run the broker out of files.
+    """
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    bootstrap = os.environ.get("THROUGHLINE_TEST_KAFKA", "").strip()
+    if bootstrap:
+        await _delete_topics(bootstrap, prefix)
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if topics:
+            await admin.delete_topics(topics, timeout_ms=10_000)
+    except (KafkaError, OSError):
+        pass  # hygiene only: a topic left behind is harmless for correctness
+    finally:
+        await admin.close()
 
 
 # Schema fixtures go here: run the real Alembic migrations once per session into a

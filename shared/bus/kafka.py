@@ -131,6 +131,10 @@ class _KafkaConsumer:
             raise RetryableError(f"kafka fetch failed: {exc!r}") from exc
         return [_to_record(m) for tp in sorted(batches, key=_tp_key) for m in batches[tp]]
 
+    def assigned(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this consumer owns in the current group generation."""
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
     async def commit(self, records: Sequence[InRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
         for r in records:
