@@ -122,14 +122,58 @@ def split_iso(value: str) -> tuple[datetime, str | None]:
     return naive, match["tz"]
 
 
+# Subdivisions of multi-zone countries that keep one zone throughout, by (country, region code).
+# States, provinces and territories split between zones (Texas, Florida, Indiana, Ontario, NSW's
+# Broken Hill, ...) are left out on purpose: their scans keep ``time_basis: unknown``.
+_REGION_ZONE_GROUPS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("US", "America/New_York"): (
+        "CT", "DC", "DE", "GA", "MA", "MD", "ME", "NC", "NH", "NJ", "NY", "OH", "PA", "RI", "SC",
+        "VA", "VT", "WV",
+    ),
+    ("US", "America/Chicago"): ("AL", "AR", "IA", "IL", "LA", "MN", "MO", "MS", "OK", "WI"),
+    ("US", "America/Denver"): ("CO", "MT", "NM", "UT", "WY"),
+    ("US", "America/Los_Angeles"): ("CA", "WA"),
+    ("US", "Pacific/Honolulu"): ("HI",),
+    ("US", "America/Puerto_Rico"): ("PR", "VI"),
+    ("CA", "America/Halifax"): ("NS", "PE"),
+    ("CA", "America/Moncton"): ("NB",),
+    ("CA", "America/Winnipeg"): ("MB",),
+    ("CA", "America/Edmonton"): ("AB",),
+    ("CA", "America/Whitehorse"): ("YT",),
+    ("AU", "Australia/Sydney"): ("ACT",),
+    ("AU", "Australia/Melbourne"): ("VIC",),
+    ("AU", "Australia/Brisbane"): ("QLD",),
+    ("AU", "Australia/Adelaide"): ("SA",),
+    ("AU", "Australia/Perth"): ("WA",),
+    ("AU", "Australia/Hobart"): ("TAS",),
+    ("AU", "Australia/Darwin"): ("NT",),
+}  # fmt: skip
+REGION_ZONES: dict[tuple[str, str], str] = {
+    (country, region): zone
+    for (country, zone), regions in _REGION_ZONE_GROUPS.items()
+    for region in regions
+}
+
+
+def location_zone(country: str | None, region: str | None = None) -> str | None:
+    """The IANA zone of a place when it is unambiguous: the country's own, else its region's."""
+    code = (country or "").strip().upper()
+    zone = COUNTRY_ZONES.get(code)
+    if zone is None and region:
+        zone = REGION_ZONES.get((code, region.strip().upper().removeprefix(f"{code}-")))
+    return zone
+
+
 def resolve(
     local: datetime,
     offset: str | None = None,
     country: str | None = None,
     *,
     trust_offset: bool = True,
+    region: str | None = None,
 ) -> ResolvedTime:
-    """Keep the wall time; derive the instant from a stated offset, else from an unambiguous zone.
+    """Keep the wall time; derive the instant from a stated offset, else from an unambiguous zone
+    (the country's, or for a multi-zone country the ``region``'s: "GA", "US-GA", "QLD").
 
     ``trust_offset=False`` is for carriers known to stamp their system's offset on every event: the
     offset is kept as written but the instant comes from the location, if anywhere.
@@ -146,7 +190,7 @@ def resolve(
         )
         instant = local.replace(tzinfo=timezone(delta)).astimezone(UTC)
         return ResolvedTime(wall, stated, instant, basis)
-    zone = COUNTRY_ZONES.get((country or "").upper())
+    zone = location_zone(country, region)
     if zone is not None:
         instant = local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
         return ResolvedTime(wall, stated, instant, TimeBasis.LOCATION_TIMEZONE)

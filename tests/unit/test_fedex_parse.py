@@ -140,7 +140,9 @@ def test_label_event_offset_is_fedex_system_time(
 def test_date_only_pickup_without_offset(older: list[TrackingEvent]) -> None:
     pickup = older[1]
     assert (pickup.occurred_at_local, pickup.utc_offset) == ("2023-06-02T00:00:00", None)
-    assert (pickup.occurred_at, pickup.time_basis) == (None, TimeBasis.UNKNOWN)  # California
+    # California keeps one zone throughout, so the wall time has an instant (PDT, UTC-7).
+    assert pickup.occurred_at == datetime(2023, 6, 2, 7, 0, tzinfo=UTC)
+    assert pickup.time_basis is TimeBasis.LOCATION_TIMEZONE
 
 
 @pytest.mark.parametrize(
@@ -148,7 +150,8 @@ def test_date_only_pickup_without_offset(older: list[TrackingEvent]) -> None:
     [
         ("2025-03-13T13:47:00.1234567-0700", "-07:00", datetime(2025, 3, 13, 20, 47, 0, 123456, tzinfo=UTC)),
         ("2025-03-13T13:47:00Z", "+00:00", datetime(2025, 3, 13, 13, 47, tzinfo=UTC)),
-        ("2025-03-13 01:47 PM", None, None),
+        # No offset: Irvine, CA is in a single-zone state, so the instant comes from the place.
+        ("2025-03-13 01:47 PM", None, datetime(2025, 3, 13, 20, 47, tzinfo=UTC)),
     ],
 )  # fmt: skip
 def test_timestamp_spellings(date: str, offset: str | None, instant: datetime | None) -> None:
@@ -159,8 +162,22 @@ def test_timestamp_spellings(date: str, offset: str | None, instant: datetime | 
 
 def test_offset_impossible_for_the_place_is_not_trusted() -> None:
     (event,) = parse(one_scan(scan("AR", "Arrived", date="2025-03-13T13:47:00+08:00"))).events
+    assert event.utc_offset == "+08:00"  # kept as written, but the instant is California's
+    assert event.occurred_at == datetime(2025, 3, 13, 20, 47, tzinfo=UTC)
+    assert event.time_basis is TimeBasis.LOCATION_TIMEZONE
+
+
+def test_offset_impossible_in_a_split_state_leaves_the_instant_unknown() -> None:
+    doc = one_scan(scan("AR", "Arrived", date="2025-03-13T13:47:00+08:00"))
+    _scan_location(doc).update(city="EL PASO", stateOrProvinceCode="TX")  # Texas has two zones
+    (event,) = parse(doc).events
     assert event.utc_offset == "+08:00"
     assert (event.occurred_at, event.time_basis) == (None, TimeBasis.UNKNOWN)
+
+
+def _scan_location(doc: dict) -> dict:
+    result = doc["output"]["completeTrackResults"][0]["trackResults"][0]
+    return result["scanEvents"][0]["scanLocation"]
 
 
 # --- mapping --------------------------------------------------------------------------------

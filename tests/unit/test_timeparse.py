@@ -4,7 +4,7 @@ import pytest
 
 from shared.errors import InvalidInput
 from shared.taxonomy import TimeBasis
-from shared.timeparse import parse_offset, resolve, resolve_iso, split_iso
+from shared.timeparse import location_zone, parse_offset, resolve, resolve_iso, split_iso
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,34 @@ def test_local_time_in_multi_zone_country_stays_unknown() -> None:
     r = resolve_iso("2023-01-29T16:02:00", "US")
     assert r.occurred_at is None and r.time_basis is TimeBasis.UNKNOWN
     assert r.occurred_at_local == "2023-01-29T16:02:00"
+
+
+@pytest.mark.parametrize(
+    ("country", "region", "utc_hour"),
+    [("US", "GA", 21), ("US", "US-GA", 21), ("us", "ny", 21), ("US", "CA", 0), ("CA", "AB", 23),
+     ("AU", "QLD", 6), ("US", "HI", 2)],
+)  # fmt: skip
+def test_single_zone_region_of_a_multi_zone_country_gets_an_instant(
+    country: str, region: str, utc_hour: int
+) -> None:
+    r = resolve(datetime(2023, 1, 29, 16, 2), None, country, region=region)
+    assert r.time_basis is TimeBasis.LOCATION_TIMEZONE
+    assert r.occurred_at is not None and r.occurred_at.hour == utc_hour
+
+
+@pytest.mark.parametrize(
+    ("country", "region"),
+    [("US", "TX"), ("US", "FL"), ("US", "IN"), ("US", "AZ"), ("CA", "ON"), ("AU", "NSW"),
+     ("US", None), ("US", ""), ("US", "ZZ")],
+)  # fmt: skip
+def test_split_or_unknown_region_stays_unknown(country: str, region: str | None) -> None:
+    assert location_zone(country, region) is None
+    r = resolve(datetime(2023, 1, 29, 16, 2), None, country, region=region)
+    assert r.occurred_at is None and r.time_basis is TimeBasis.UNKNOWN
+
+
+def test_region_never_overrides_a_single_zone_country() -> None:
+    assert location_zone("DE", "NY") == "Europe/Berlin"
 
 
 def test_stated_offset_wins_and_is_kept() -> None:

@@ -100,9 +100,19 @@ def test_local_time_without_gmt_fields(events: list[TrackingEvent]) -> None:
     label = events[0]  # Germany has one zone: the instant is derived
     assert (label.utc_offset, label.time_basis) == (None, TimeBasis.LOCATION_TIMEZONE)
     assert label.occurred_at == datetime(2025, 3, 10, 9, 15, tzinfo=UTC)
-    atlanta = events[7]  # the US does not: no instant, never UTC by assumption
+    atlanta = events[7]  # the US has several zones, but Georgia keeps one (EDT, UTC-4)
     assert atlanta.occurred_at_local == "2025-03-13T04:15:00"
-    assert (atlanta.occurred_at, atlanta.time_basis) == (None, TimeBasis.UNKNOWN)
+    assert atlanta.occurred_at == datetime(2025, 3, 13, 8, 15, tzinfo=UTC)
+    assert atlanta.time_basis is TimeBasis.LOCATION_TIMEZONE
+
+
+def test_local_time_in_a_split_state_stays_unknown() -> None:
+    doc = fixture_json("ups", JOURNEY)
+    activity = doc["trackResponse"]["shipment"][0]["package"][0]["activity"]
+    atlanta = next(a for a in activity if a["time"] == "041500")
+    atlanta["location"]["address"]["stateProvince"] = "TX"  # Texas has two zones
+    event = next(e for e in parse(doc).events if e.occurred_at_local == "2025-03-13T04:15:00")
+    assert (event.occurred_at, event.time_basis) == (None, TimeBasis.UNKNOWN)  # never UTC by guess
 
 
 def test_gmt_offset_alone_gives_the_instant() -> None:

@@ -192,7 +192,11 @@ def test_trackv2_summary_is_newest_and_12_hour_times() -> None:
         "2016-01-06T09:10:00",  # 9:10 am
         "2016-01-06T22:45:00",  # 10:45 pm (the TrackSummary)
     ]
-    assert all(e.occurred_at is None and e.time_basis is TimeBasis.UNKNOWN for e in events)
+    # Scans in New York and California take their state's zone; the one without a place has none.
+    assert [e.time_basis for e in events] == [TimeBasis.UNKNOWN] + [TimeBasis.LOCATION_TIMEZONE] * 4
+    assert events[0].occurred_at is None
+    assert events[1].occurred_at == datetime(2016, 1, 4, 20, 30, tzinfo=UTC)  # 12:30 pm PST
+    assert events[4].occurred_at == datetime(2016, 1, 7, 3, 45, tzinfo=UTC)  # 10:45 pm EST
     assert "receiverton" not in dumped(result)
 
 

@@ -7,7 +7,8 @@ Quirks handled (reference/carrier-contracts.md §0 and §8, Canada Post):
   ``20`` is "signature image recorded" (after the delivery); other codes are read from the text;
 - local ``event-date`` + ``event-time`` (``HH:MM:SS``) with the zone as an abbreviation
   (``EST``, ``EDT``, ``PST``, ``NDT``... and the French ``HNE``, ``HAE``...), turned into the stated
-  offset; an unknown abbreviation leaves the instant unknown (Canada has several zones);
+  offset; an unknown abbreviation leaves the instant to the province when it keeps one zone (AB,
+  MB, NS, NB, PE, YT), else unknown (Ontario, Quebec and BC have several);
 - a "delivered" scan can sit before "out for delivery" in time: the order follows the instants,
   and the status derivation keeps the delivery (terminal statuses are not undone);
 - ``pin`` is the number answered and is used; ``return-pin`` names the number of the return:
@@ -171,7 +172,8 @@ def _read_occurrence(occurrence: Element, position: int, redact: Redactor) -> Dr
     zone = child_text(occurrence, "event-time-zone").upper()
     naive, _ = split_local(f"{date}T{clock or '00:00:00'}")
     location = _location(occurrence, redact)
-    time = resolve(naive, ZONES.get(zone), location.country if location else None)
+    country, region = (location.country, location.region) if location else (None, None)
+    time = resolve(naive, ZONES.get(zone), country, region=region)
     code = child_text(occurrence, "event-identifier")
     description = redact(child_text(occurrence, "event-description"))
     status, substatus = _classify(code, description)

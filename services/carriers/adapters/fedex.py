@@ -4,7 +4,8 @@ Quirks handled (reference/carrier-contracts.md §3): ``scanEvents[].date`` is IS
 offset, except that "OC" (shipment information sent) events carry FedEx's system offset, not the
 place's (the offset is kept as written, and the instant is left unknown: the wall time may be the
 system's too), and
-date-only pickups come without an offset; scans are newest first; one number can return several
+date-only pickups come without an offset (their instant then comes from the scan's state when it
+keeps one zone, ``stateOrProvinceCode`` "CA"; else it stays unknown); scans are newest first; one number can return several
 ``trackResults`` (a reused number), told apart by ``trackingNumberUniqueId``, which is folded into
 each event id so the shipments never collide, each shipment keeping its own journey order; a
 per-number ``error`` inside HTTP 200 becomes that number's ``ParseError``; whole-request failures are
@@ -230,7 +231,7 @@ def _read(scan: Any, names: list[str], route: Route) -> Draft:
         # place gives a trustworthy instant.
         time = resolve_time(local, offset, None, trust_offset=False)
     else:
-        time = resolve_time(local, offset, country)
+        time = resolve_time(local, offset, country, region=location.region if location else None)
     return Draft(
         raw_timestamp=raw_date.strip(),
         time=time,

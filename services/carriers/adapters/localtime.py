@@ -79,7 +79,12 @@ def zone_offset(value: Any) -> str | None:
 
 
 def resolve_time(
-    local: datetime, offset: str | None, country: str | None, *, trust_offset: bool = True
+    local: datetime,
+    offset: str | None,
+    country: str | None,
+    *,
+    trust_offset: bool = True,
+    region: str | None = None,
 ) -> ResolvedTime:
     """``shared.timeparse.resolve``, refusing an offset that cannot occur in the event's country.
 
@@ -87,7 +92,7 @@ def resolve_time(
     offset is kept as written, the instant then comes from the place if its zone is unambiguous.
     """
     trusted = trust_offset and offset_plausible(offset, country, local)
-    return resolve(local, offset, country, trust_offset=trusted)
+    return resolve(local, offset, country, trust_offset=trusted, region=region)
 
 
 def offset_plausible(offset: str | None, country: str | None, local: datetime) -> bool:

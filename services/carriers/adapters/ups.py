@@ -3,7 +3,8 @@
 Quirks handled (reference/carrier-contracts.md §2): ``date`` + ``time`` (``YYYYMMDD`` + ``HHMMSS``)
 are local wall times without a zone, so the instant comes from ``gmtDate`` + ``gmtTime`` when UPS
 sends them (``gmtTime`` may have lost its leading zero: "74700"), else from ``gmtOffset``, else from
-the activity's country if its zone is unambiguous; activities are nominally newest first but CIE
+the activity's country, or its state or province ("ATLANTA, GA"), when that keeps one zone (Texas
+or Indiana do not: those scans stay ``time_basis: unknown``); activities are nominally newest first but CIE
 data is unordered, so they are sorted by time; repeated activities collapse; the 3-digit
 ``statusCode`` keeps its leading zeros ("003") and is kept with the activity code in
 ``carrier_code`` as ``"<code>/<statusCode>"``; not found is a shipment ``warnings`` entry inside HTTP
@@ -222,7 +223,7 @@ def _read(activity: Any, names: list[str], route: Route) -> Draft:
     raw_date, raw_time = text(activity.get("date")), text(activity.get("time"))
     return Draft(
         raw_timestamp=f"{raw_date}T{raw_time}",
-        time=_time(activity, raw_date, raw_time, country),
+        time=_time(activity, raw_date, raw_time, location),
         carrier_code="/".join(c for c in (activity_code, status_code) if c) or kind,
         status=mapped,
         substatus=customs_side(substatus, description, country, route),
@@ -246,7 +247,7 @@ def _classify(
 
 
 def _time(
-    activity: dict[str, Any], raw_date: str, raw_time: str, country: str | None
+    activity: dict[str, Any], raw_date: str, raw_time: str, location: Location | None
 ) -> ResolvedTime:
     local = _compact(raw_date, raw_time)
     offset = zone_offset(activity.get("gmtOffset"))
@@ -255,7 +256,8 @@ def _time(
         instant = _compact(gmt_date, gmt_time).replace(tzinfo=UTC)
         stated = format_offset(delta) if (delta := parse_offset(offset)) is not None else None
         return ResolvedTime(local_iso(local), stated, instant, TimeBasis.CARRIER_UTC)
-    return resolve_time(local, offset, country)
+    country, region = (location.country, location.region) if location else (None, None)
+    return resolve_time(local, offset, country, region=region)
 
 
 def _compact(raw_date: str, raw_time: str) -> datetime:

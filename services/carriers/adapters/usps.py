@@ -4,7 +4,8 @@ Web Tools ``TrackV2`` XML answer, both parsed to canonical events.
 Quirks handled (reference/carrier-contracts.md §4):
 - v3 ``eventTimestamp`` is the LOCAL wall time without an offset (minute precision); the instant
   comes from ``GMTTimestamp`` (``Z``), the stated offset from ``GMTOffset``, which may lack a
-  leading zero (``-7:00``); without ``GMTTimestamp`` the offset alone gives the instant;
+  leading zero (``-7:00``); without ``GMTTimestamp`` the offset alone gives the instant, and
+  without either the scan's state does when it keeps one zone (NY, CA; not TX, FL, IN...);
 - ``eventCode`` is a string with leading zeros kept (``03``, ``01``) or letters (``OF``, ``GX``);
 - the number answered (``trackingNumber``, the PIC) may differ from the one asked: it is used;
 - facility events put the facility name in ``eventCity`` with null state and ZIP: it becomes the
@@ -18,7 +19,7 @@ Quirks handled (reference/carrier-contracts.md §4):
   ``{error, error_description}``; an answer without events is reported, never an empty success;
 - TrackV2 XML (defusedxml): ``TrackSummary`` is the newest event and ``TrackDetail`` the older
   ones; ``EventDate`` "January 6, 2016" with a 12-hour ``EventTime`` "10:45 pm" / "9:10 am" and
-  no zone; ``<Error>`` inside ``TrackInfo`` in an HTTP 200 answer is that number's error.
+  no zone (the instant then comes from ``EventState`` as above); ``<Error>`` inside ``TrackInfo`` in an HTTP 200 answer is that number's error.
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def _v3_time(local: str, gmt: str, offset: str, location: Location | None) -> Re
                     resolved.time_basis,
                 )
             return resolved
-    return resolve(naive, written or offset or None, location.country if location else None)
+    country, region = (location.country, location.region) if location else (None, None)
+    return resolve(naive, written or offset or None, country, region=region)
 
 
 # --- shared by both formats ----------------------------------------------------------------------
@@ -347,7 +349,10 @@ def _xml_event(node: Element, position: int, redact: Redactor) -> Draft:
         child_text(node, "EventCountry"),
     )
     naive = parse_us_datetime(date, clock)
-    time = resolve(naive, None, location.country if location else None)
+    time = resolve(
+        naive, None, location.country if location else None,
+        region=location.region if location else None,
+    )
     raw_timestamp = f"{date} {clock}".strip()
     return _draft(
         position,
