@@ -44,10 +44,15 @@ FIRST_EVENT = "first_event"
 HANDOFF_FIELD = "handoff_field"
 HANDOFF_TEXT = "handoff_text"
 DESTINATION_POST = "destination_post"
+POSTAL_NETWORK = "postal_network"
 MANIFEST = "manifest"
 SAME_NUMBER = "same_number"
 
 DESTINATION_POST_CONFIDENCE = 0.85
+POSTAL_NETWORK_CONFIDENCE = 0.85
+UPU = "upu"
+# UPU codes of an item at or leaving the origin country's outward office of exchange.
+_OUTWARD_CODES = frozenset({"EMB", "EMC", "EXA", "EXB", "EXC", "EXD"})
 TEXT_CONFIDENCE_CAP = 0.7  # text is never as sure as a field
 _EVIDENCE_CHARS = 300
 
@@ -210,11 +215,35 @@ def link_to_destination_post(facts: EventFacts, destination_country: str | None)
     return Link(post, number, DESTINATION_POST, evidence, DESTINATION_POST_CONFIDENCE)
 
 
+def link_to_postal_network(facts: EventFacts) -> Link | None:
+    """Rule (c), international part: an S10 item that a post brought to its outward office of
+    exchange travels in the UPU network, whose feed reports the same number's international events
+    (dispatch, customs on both sides, arrival at the inward office of exchange)."""
+    number = facts.tracking_number
+    at_outward = facts.carrier_code in _OUTWARD_CODES or facts.substatus in (
+        Substatus.DEPARTED_ORIGIN_COUNTRY,
+        Substatus.EXPORT_CUSTOMS_PRESENTED,
+    )
+    if (
+        not at_outward
+        or facts.carrier == UPU
+        or facts.carrier not in POSTAL_CARRIERS
+        or not is_valid_s10(number)
+    ):
+        return None
+    evidence = (
+        f"S10 item at the outward office of exchange ({facts.carrier} "
+        f"{facts.carrier_code or facts.substatus}); the UPU network reports the same number"
+    )
+    return Link(UPU, number, POSTAL_NETWORK, evidence, POSTAL_NETWORK_CONFIDENCE)
+
+
 def links_from_event(facts: EventFacts, destination_country: str | None) -> list[Link]:
     """Every leg one event opens, at most one per (carrier, number), the surest kept."""
     found = [
         link_from_handoff(facts),
         *links_from_text(facts),
+        link_to_postal_network(facts),
         link_to_destination_post(facts, destination_country),
     ]
     best: dict[tuple[str, str], Link] = {}

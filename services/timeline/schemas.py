@@ -38,8 +38,8 @@ class LegOut(BaseModel):
     carrier: str
     tracking_number: str
     opened_by: str = Field(
-        description="registration, first_event, handoff_field, handoff_text, destination_post, "
-        "manifest or same_number"
+        description="registration, first_event, handoff_field, handoff_text, postal_network, "
+        "destination_post, manifest or same_number"
     )
     evidence: str | None = None
     confidence: float

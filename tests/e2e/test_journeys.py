@@ -35,7 +35,7 @@ from tests.e2e.conftest import CLI, free_port, stop_process, wait_http
 SPEED = 21600.0  # six journey hours per real second: the longest journey takes ~30 s
 DEADLINE_S = 150.0
 SETTLE_S = 4.0  # after the others finish, the lost parcel must still be where it was
-NOT_POLLED = {"upu"}  # the UPU feed is installed, but no rule makes it a leg of its own
+NOT_POLLED: set[str] = set()  # every leg of every itinerary is opened and polled (UPU included)
 LOST = "epacket-lost-in-linehaul"
 ALL_MODULES = ["origin", "international", "destination"]
 # (what terminates the wait, the modules that get events)
@@ -258,7 +258,7 @@ def _check_second_leg(run: Run, name: str, opened_by: set[str]) -> None:
     other = run.by_other_number[name]
     assert other.get("status") == j.body["status"]
     assert other.get("modules") == j.body["modules"] and other.get("legs") == j.body["legs"]
-    assert {e["carrier"] for e in j.events} == {j.legs[0][0], carrier}
+    assert {e["carrier"] for e in j.events} == {c for c, _ in j.legs}
 
 
 # --- one test per journey -----------------------------------------------------------------------
@@ -270,6 +270,9 @@ def test_a_epacket_china_post_to_usps_same_s10(run: Run) -> None:
     assert j.body["status"] == "delivered"
     assert {number for _, number in j.legs} == {j.number}  # one S10 number all the way
     _check_second_leg(run, "epacket-china-us", {"destination_post", "same_number", "handoff_field"})
+    opened = {leg["carrier"]: leg["opened_by"] for leg in run.shipments["epacket-china-us"]["legs"]}
+    assert opened.get("upu") == "postal_network", opened  # the UPU network's feed between the posts
+    assert {e["carrier"] for e in j.events} == {"china-post", "upu", "usps"}
     assert j.body["customs"]["export"] == "released" and j.body["customs"]["import"] == "released"
 
 
@@ -318,7 +321,12 @@ def test_f_lost_in_linehaul_stays_in_transit(run: Run) -> None:
     assert j.body["status"] == "in_transit"
     assert j.events[-1]["carrier_code"] == "EMC"
     assert j.events[-1]["substatus"] == "departed_origin_country"
-    assert [leg["carrier"] for leg in j.body["legs"]] == ["china-post"]
+    # The item left through the outward office of exchange, so the UPU network's feed is a leg too;
+    # nothing came after that, and no destination post was reached.
+    assert [(leg["carrier"], leg["opened_by"]) for leg in run.shipments[LOST]["legs"]] == [
+        ("china-post", "registration"),
+        ("upu", "postal_network"),
+    ]
 
 
 def test_g_return_to_sender(run: Run) -> None:

@@ -196,7 +196,11 @@ async def test_s10_at_emd_opens_the_destination_post_leg(stack: Runtime) -> None
         ev("china-post", S10_CN, 20, substatus=Substatus.DEPARTED_ORIGIN_COUNTRY, module=Module.INTERNATIONAL, code="EMC", country="CN"),
     ]  # fmt: skip
     await deliver(stack, origin)
-    assert legs(await shipment(stack, sid)) == [("china-post", S10_CN, "registration")]
+    # Leaving through the outward office of exchange puts the item in the UPU network.
+    assert legs(await shipment(stack, sid)) == [
+        ("china-post", S10_CN, "registration"),
+        ("upu", S10_CN, "postal_network"),
+    ]
     emd = ev(
         "china-post", S10_CN, 60, substatus=Substatus.ARRIVED_DESTINATION_COUNTRY,
         module=Module.INTERNATIONAL, code="EMD", country="GB",
@@ -205,10 +209,11 @@ async def test_s10_at_emd_opens_the_destination_post_leg(stack: Runtime) -> None
     found = await shipment(stack, sid)
     assert legs(found) == [
         ("china-post", S10_CN, "registration"),
+        ("upu", S10_CN, "postal_network"),
         ("royal-mail", S10_CN, "destination_post"),
     ]
-    assert found.legs[1].confidence < 1 and "GB" in (found.legs[1].evidence or "")
-    assert found.legs[0].detected and not found.legs[1].detected
+    assert found.legs[2].confidence < 1 and "GB" in (found.legs[2].evidence or "")
+    assert found.legs[0].detected and not found.legs[2].detected
 
     destination = [
         ev("royal-mail", S10_CN, 70, substatus=Substatus.IMPORT_CUSTOMS_HELD, code="EME", country="GB"),
@@ -221,6 +226,7 @@ async def test_s10_at_emd_opens_the_destination_post_leg(stack: Runtime) -> None
         body = (await c.get(f"/v1/tracking/{S10_CN}")).json()
     assert [(leg["carrier"], leg["status"]) for leg in body["legs"]] == [
         ("china-post", "in_transit"),
+        ("upu", None),  # opened, no scan from the UPU feed yet
         ("royal-mail", "in_transit"),
     ]
     # Nobody scanned export customs: the state says so rather than guessing.

@@ -11,11 +11,13 @@ from services.timeline.linking import (
     HANDOFF_FIELD,
     HANDOFF_TEXT,
     MANIFEST,
+    POSTAL_NETWORK,
     REGISTRATION,
     SAME_NUMBER,
     EventFacts,
     link_from_handoff,
     link_to_destination_post,
+    link_to_postal_network,
     links_from_event,
     links_from_text,
     manifest_link,
@@ -173,6 +175,36 @@ def test_no_destination_post_before_emd_for_other_numbers_or_unknown_countries()
     assert link_to_destination_post(facts(code="EMD"), "DE") is None  # no post of ours
     assert link_to_destination_post(facts(code="EMD"), None) is None
     assert link_to_destination_post(facts("usps", code="EMD"), "US") is None  # already there
+
+
+# --- (c) the UPU network between the posts -------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["EMB", "EMC", "EXA", "EXC"])
+def test_s10_at_the_outward_office_of_exchange_opens_the_upu_leg(code: str) -> None:
+    link = link_to_postal_network(facts(code=code))
+    assert link is not None
+    assert (link.carrier, link.tracking_number, link.opened_by) == ("upu", S10_CN, POSTAL_NETWORK)
+    assert f"china-post {code}" in link.evidence and link.confidence == 0.85
+
+
+def test_upu_leg_by_substatus_when_the_post_writes_its_own_codes() -> None:
+    link = link_to_postal_network(facts(substatus=Substatus.DEPARTED_ORIGIN_COUNTRY, code="DEP"))
+    assert link is not None and link.carrier == "upu"
+
+
+def test_no_upu_leg_before_the_outward_office_from_upu_itself_or_for_non_postal_items() -> None:
+    assert link_to_postal_network(facts(code="EMA")) is None  # still at the origin post
+    assert link_to_postal_network(facts("upu", code="EMC")) is None  # already the UPU leg
+    assert link_to_postal_network(facts("4px", "4PX3000123456789CN", code="EMC")) is None
+    assert link_to_postal_network(facts(number="RR123456780CN", code="EMC")) is None  # bad S10
+
+
+def test_departure_then_arrival_open_the_upu_and_destination_legs() -> None:
+    departed = links_from_event(facts(code="EMC"), "US")
+    arrived = links_from_event(facts("upu", code="EMD"), "US")
+    assert [(lk.carrier, lk.opened_by) for lk in departed] == [("upu", POSTAL_NETWORK)]
+    assert [(lk.carrier, lk.opened_by) for lk in arrived] == [("usps", DESTINATION_POST)]
 
 
 # --- registration, manifest, same number --------------------------------------------------------
