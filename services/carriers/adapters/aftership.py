@@ -20,10 +20,7 @@ from services.carriers.adapters.aggregator import (
     EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
     attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
@@ -42,6 +39,7 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
+from services.carriers.adapters.assembly import Route, Shipment, assign_modules, build_events
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus
@@ -142,7 +140,8 @@ def _parse(
     next_carrier = courier_id(CARRIER, next_slug, SLUGS)
     found = handoff(following.get("tracking_number"), number, next_carrier, "next_couriers")
     drafts = attach_handoff(assign_modules(drafts, route), found, next_slug)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    shipment = Shipment(CARRIER, number, raw_ref, source)
+    return ParseResult(build_events(shipment, enumerate(drafts), errors), errors)
 
 
 def _country(doc: dict[str, Any], *keys: str) -> str | None:

@@ -9,9 +9,9 @@ journey after that, so it always counts 0, 1, 2, ... per shipment.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -64,6 +64,9 @@ class Draft:
     @property
     def country(self) -> str | None:
         return self.location.country if self.location else None
+
+
+D = TypeVar("D", bound=Draft)
 
 
 # --- reading values ---------------------------------------------------------------------------
@@ -236,21 +239,22 @@ def sided(drafts: list[Draft], route: Route) -> list[Draft]:
     ]
 
 
-def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
+def assign_modules(drafts: Sequence[D], route: Route) -> list[D]:
     """Module per scan, walking the journey oldest first.
 
     Origin-country scans before an export or departure are ``origin``; destination-country scans
-    after the arrival there are ``destination``; everything between is ``international``.
+    after the arrival there are ``destination``; everything between is ``international``; a scan
+    with neither a telling code nor a country stays unknown.
     """
     left_origin = arrived = False
-    out: list[Draft] = []
+    out: list[D] = []
     for draft in drafts:
         module = draft.module or infer_module(draft.status, draft.substatus)
         substatus, country = draft.substatus, draft.country
         if module is None and route.international and country:
             if country == route.destination and not arrived and substatus is U.ARRIVED_HUB:
                 substatus = U.ARRIVED_DESTINATION_COUNTRY
-            module = _module_by_country(country, route, left_origin, arrived)
+            module = module_by_country(country, route, left_origin, arrived)
         left_origin = (
             left_origin or substatus in _LEFT_ORIGIN or bool(country and country != route.origin)
         )
@@ -259,7 +263,8 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
     return out
 
 
-def _module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
+def module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
+    """The module of a scan placed only by its country, given how far the journey has come."""
     if country == route.origin:
         return Module.INTERNATIONAL if left_origin else Module.ORIGIN
     if country == route.destination:
@@ -295,6 +300,20 @@ def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResu
                 ParseError(shipment.number, "malformed", f"scan {draft.raw_timestamp}: {exc}")
             )
     return ParseResult(events=events, errors=errors)
+
+
+def build_events(
+    shipment: Shipment, numbered: Iterable[tuple[int, Draft]], errors: list[ParseError]
+) -> list[TrackingEvent]:
+    """Events with the sequence each draft was given, in the order given; for adapters that number
+    scans themselves and keep every scan. A draft the schema refuses is added to ``errors``."""
+    events: list[TrackingEvent] = []
+    for sequence, draft in numbered:
+        try:
+            events.append(_build(shipment, draft, _event_id(shipment, draft), sequence))
+        except ValidationError as exc:
+            errors.append(ParseError(shipment.number, "malformed", f"event {sequence}: {exc}"))
+    return events
 
 
 def _event_id(shipment: Shipment, draft: Draft) -> Any:

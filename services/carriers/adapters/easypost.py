@@ -19,10 +19,7 @@ from services.carriers.adapters.aggregator import (
     EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
     attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
@@ -40,6 +37,7 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
+from services.carriers.adapters.assembly import Route, Shipment, assign_modules, build_events
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus
@@ -139,7 +137,8 @@ def _parse(
         confidence=0.6,
     )
     drafts = attach_handoff(assign_modules(drafts, route), found, None)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    shipment = Shipment(CARRIER, number, raw_ref, source)
+    return ParseResult(build_events(shipment, enumerate(drafts), errors), errors)
 
 
 def _read_detail(raw: Any, courier: str | None, route: Route, names: list[str]) -> Draft:

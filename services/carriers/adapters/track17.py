@@ -19,10 +19,7 @@ from services.carriers.adapters.aggregator import (
     EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
     attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
@@ -40,6 +37,7 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
+from services.carriers.adapters.assembly import Route, Shipment, assign_modules, build_events
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus, TimeBasis
@@ -172,7 +170,8 @@ def _parse_info(
     next_carrier = courier_id(CARRIER, local_key, COURIERS)
     found = handoff(misc.get("local_number"), number, next_carrier, "misc_info.local_number")
     drafts = attach_handoff(assign_modules(_unique(drafts), route), found, local_key)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    shipment = Shipment(CARRIER, number, raw_ref, source)
+    return ParseResult(build_events(shipment, enumerate(drafts), errors), errors)
 
 
 def _provider_drafts(
