@@ -130,11 +130,6 @@ _SPECIFIC = frozenset(
         U.IMPORT_CUSTOMS_RELEASED,
     }
 )
-_EXPORT_SIDE: dict[Substatus, Substatus] = {
-    U.IMPORT_CUSTOMS_PRESENTED: U.EXPORT_CUSTOMS_PRESENTED,
-    U.IMPORT_CUSTOMS_HELD: U.EXPORT_CUSTOMS_HELD,
-    U.IMPORT_CUSTOMS_RELEASED: U.EXPORT_CUSTOMS_RELEASED,
-}
 _SIGNED_BY = re.compile(
     r"((?:signed\s+(?:for\s+)?by|signature\s+of|签收人)\s*[:：]?\s*)[^,;.()]*", re.IGNORECASE
 )
@@ -252,14 +247,19 @@ def lookup(table: CodeTable, code: str | None) -> tuple[Status | None, Substatus
 def customs_side(
     substatus: Substatus | None, description: str, where: str | None, route: Route
 ) -> Substatus | None:
-    if substatus not in _EXPORT_SIDE:
-        return substatus
+    """``assembly.customs_side`` with the words the relayed texts use: "import", "export", 出口."""
+    return assembly.customs_side(
+        substatus, description, where, route, names_import=_names_import, names_export=_names_export
+    )
+
+
+def _names_import(description: str) -> bool:
+    return "import" in description.lower()
+
+
+def _names_export(description: str) -> bool:
     lowered = description.lower()
-    if "import" in lowered:
-        return substatus
-    if "export" in lowered or "出口" in lowered or (route.international and where == route.origin):
-        return _EXPORT_SIDE[substatus]
-    return substatus
+    return "export" in lowered or "出口" in lowered
 
 
 # --- locations, hand-offs and personal data ------------------------------------------------------

@@ -219,14 +219,22 @@ def route_of(drafts: Iterable[Draft], origin: str | None, destination: str | Non
 
 
 def customs_side(
-    substatus: Substatus | None, description: str, country: str | None, route: Route
+    substatus: Substatus | None,
+    description: str,
+    country: str | None,
+    route: Route,
+    *,
+    names_import: Callable[[str], bool] = says_import,
+    names_export: Callable[[str], bool] = says_export,
 ) -> Substatus | None:
-    """Customs rules name the import side; turn them round where the scan is on the export side."""
+    """Customs rules name the import side; turn them round where the scan is on the export side:
+    where the text says export, or the scan is in the origin country and the text does not say
+    import. ``names_import`` and ``names_export`` are how the carrier's texts say so."""
     if substatus not in EXPORT_SIDE:
         return substatus
-    if says_import(description):
+    if names_import(description):
         return substatus
-    if says_export(description) or (route.international and country == route.origin):
+    if names_export(description) or (route.international and country == route.origin):
         return EXPORT_SIDE[substatus]
     return substatus
 
@@ -254,7 +262,9 @@ def assign_modules(drafts: Sequence[D], route: Route) -> list[D]:
         if module is None and route.international and country:
             if country == route.destination and not arrived and substatus is U.ARRIVED_HUB:
                 substatus = U.ARRIVED_DESTINATION_COUNTRY
-            module = module_by_country(country, route, left_origin, arrived)
+            module = module_by_country(
+                country, route.origin, route.destination, left_origin, arrived
+            )
         left_origin = (
             left_origin or substatus in _LEFT_ORIGIN or bool(country and country != route.origin)
         )
@@ -263,11 +273,13 @@ def assign_modules(drafts: Sequence[D], route: Route) -> list[D]:
     return out
 
 
-def module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
+def module_by_country(
+    country: str, origin: str | None, destination: str | None, left_origin: bool, arrived: bool
+) -> Module:
     """The module of a scan placed only by its country, given how far the journey has come."""
-    if country == route.origin:
+    if country == origin:
         return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if country == route.destination:
+    if country == destination:
         return Module.DESTINATION if arrived else Module.INTERNATIONAL
     return Module.INTERNATIONAL
 

@@ -15,7 +15,14 @@ import json
 import re
 from typing import Any
 
-from services.carriers.adapters.assembly import Draft, Route, Shipment, assign_modules, build_events
+from services.carriers.adapters.assembly import (
+    Draft,
+    Route,
+    Shipment,
+    assign_modules,
+    build_events,
+    customs_side,
+)
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.schema import Location, TrackingEvent
@@ -84,7 +91,7 @@ CODE_MODULES: dict[str, Module] = {
 
 # Free-text rules over status + description, first match wins; a keyword matches at the start of a
 # word, so inflections match too ("delay" → "delayed"). A status of None keeps the base status from
-# statusCode. Customs rules name the import side; _customs_side turns export ones round.
+# statusCode. Customs rules name the import side; customs_side turns export ones round.
 # fmt: off
 TEXT_RULES: tuple[tuple[tuple[str, ...], Status | None, Substatus | None], ...] = (
     (("returned to shipper", "returned to sender", "returned to consignor"), S.RETURNED, None),
@@ -130,11 +137,6 @@ _RULE_PATTERNS = tuple(
     (re.compile(r"\b(?:" + "|".join(re.escape(k) for k in keys) + ")"), status, sub)
     for keys, status, sub in TEXT_RULES
 )
-_EXPORT_SIDE: dict[Substatus, Substatus] = {
-    U.IMPORT_CUSTOMS_PRESENTED: U.EXPORT_CUSTOMS_PRESENTED,
-    U.IMPORT_CUSTOMS_HELD: U.EXPORT_CUSTOMS_HELD,
-    U.IMPORT_CUSTOMS_RELEASED: U.EXPORT_CUSTOMS_RELEASED,
-}
 _NAME_KEYS = frozenset({"name", "familyName", "givenName", "organizationName"})
 _SIGNED_BY = re.compile(r"(signed\s+(?:for\s+)?by\s*:?\s*).*$", re.IGNORECASE)
 _REDACTED = "[redacted]"
@@ -261,7 +263,10 @@ def _read_event(raw: Any, service: str | None, route: Route, names: list[str]) -
     code = _detailed_code(raw, service)
     text = _redact(_describe(raw, code), names)
     status, substatus, module = _classify(status_code, code, text)
-    substatus = _customs_side(substatus, text, location.country if location else None, route)
+    country = location.country if location else None
+    substatus = customs_side(
+        substatus, text, country, route, names_import=_names_import, names_export=_names_export
+    )
     return Draft(
         raw_timestamp=timestamp,
         carrier_code=code or status_code,
@@ -270,7 +275,7 @@ def _read_event(raw: Any, service: str | None, route: Route, names: list[str]) -
         module=module,
         description=text,
         location=location,
-        time=resolve_iso(timestamp, location.country if location else None),
+        time=resolve_iso(timestamp, country),
     )
 
 
@@ -310,17 +315,12 @@ def _classify(
     return base, None, None
 
 
-def _customs_side(
-    substatus: Substatus | None, text: str, country: str | None, route: Route
-) -> Substatus | None:
-    if substatus not in _EXPORT_SIDE:
-        return substatus
-    lowered = text.lower()
-    if "import" in lowered:
-        return substatus
-    if "export" in lowered or (route.international and country == route.origin):
-        return _EXPORT_SIDE[substatus]
-    return substatus
+def _names_import(text: str) -> bool:
+    return "import" in text.lower()
+
+
+def _names_export(text: str) -> bool:
+    return "export" in text.lower()
 
 
 def _address(value: Any) -> dict[str, Any]:

@@ -27,7 +27,9 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import ValidationError
 
+from services.carriers.adapters.assembly import module_by_country
 from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.phrases import EXPORT_SIDE
 from shared.errors import InvalidInput
 from shared.numbers import is_valid_s10
 from shared.schema import Handoff, Location, TrackingEvent, make_event_id
@@ -395,12 +397,6 @@ _LEFT_ORIGIN = frozenset(
         Substatus.DEPARTED_ORIGIN_COUNTRY,
     }
 )
-# Customs read from text name the import side unless the text or the place says export.
-EXPORT_SIDE: dict[Substatus, Substatus] = {
-    Substatus.IMPORT_CUSTOMS_PRESENTED: Substatus.EXPORT_CUSTOMS_PRESENTED,
-    Substatus.IMPORT_CUSTOMS_HELD: Substatus.EXPORT_CUSTOMS_HELD,
-    Substatus.IMPORT_CUSTOMS_RELEASED: Substatus.EXPORT_CUSTOMS_RELEASED,
-}
 _EXPORT_WORD = re.compile(r"\bexport|出口", re.IGNORECASE)
 _PAST_ORIGIN = frozenset({Module.INTERNATIONAL, Module.DESTINATION})
 _ARRIVED = frozenset(
@@ -417,6 +413,8 @@ _ARRIVED = frozenset(
 
 def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
     """Module per event, walking the journey oldest first (explicit modules are kept).
+
+    Customs read from text name the import side unless the text or the place says export.
 
     Without a module from the code, origin-country scans before the departure are ``origin``,
     destination-country scans after the arrival are ``destination``, the rest ``international``;
@@ -436,7 +434,9 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
                 substatus = Substatus.ARRIVED_DESTINATION_COUNTRY
                 module = Module.INTERNATIONAL
             else:
-                module = _module_by_country(country, route, left_origin, arrived)
+                module = module_by_country(
+                    country, route.origin, route.destination, left_origin, arrived
+                )
         left_origin = left_origin or substatus in _LEFT_ORIGIN or module in _PAST_ORIGIN
         arrived = arrived or substatus in _ARRIVED or module is Module.DESTINATION
         if route.international and country:
@@ -444,14 +444,6 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
             arrived = arrived or country == route.destination
         out.append(replace(draft, module=module, substatus=substatus))
     return out
-
-
-def _module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
-    if country == route.origin:
-        return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if country == route.destination:
-        return Module.DESTINATION if arrived else Module.INTERNATIONAL
-    return Module.INTERNATIONAL
 
 
 def _event_id(carrier: str, number: str, draft: Draft) -> uuid.UUID:
