@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from services.carriers.adapters.phrases import (
     EXPORT_SIDE,
     city_in_text,
@@ -112,6 +112,36 @@ def as_list(value: Any) -> list[Any]:
 
 def failure(number: str | None, kind: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, kind, message)])
+
+
+Read = Callable[[Any, str | None, str | None, Source, int], ParseResult]
+
+
+def guarded_json(
+    read: Read,
+    payload: bytes,
+    requested: str | None,
+    raw_ref: str | None,
+    source: Source,
+    http_status: int,
+) -> ParseResult:
+    """``read`` of the decoded JSON answer, behind the parse boundary (``base.guarded``).
+
+    A body that is not JSON is the carrier's error when the HTTP status says so (gateways answer
+    4xx and 5xx with HTML), else a malformed answer."""
+
+    def parse(
+        payload: bytes, requested: str | None, raw_ref: str | None, source: Source, status: int
+    ) -> ParseResult:
+        try:
+            doc = load_json(payload)
+        except InvalidInput as exc:
+            if status >= 400:
+                return failure(requested, "carrier_error", f"HTTP {status} without a JSON body")
+            return failure(requested, "malformed", str(exc))
+        return read(doc, requested, raw_ref, source, status)
+
+    return guarded(parse, payload, requested, raw_ref, source, http_status)
 
 
 SCAN_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)

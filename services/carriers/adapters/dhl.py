@@ -23,7 +23,7 @@ from services.carriers.adapters.assembly import (
     build_events,
     customs_side,
 )
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from shared.errors import InvalidInput
 from shared.schema import Location, TrackingEvent
 from shared.taxonomy import Module, Source, Status, Substatus
@@ -155,10 +155,7 @@ class DhlAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return _malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _malformed(requested: str | None, message: str) -> ParseResult:

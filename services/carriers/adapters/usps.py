@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -113,14 +113,14 @@ class UspsAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            if payload.lstrip()[:1] == b"<":
-                return _parse_xml(payload, requested, raw_ref, source, http_status)
-            return _parse_json(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
+
+
+def _parse(
+    payload: bytes, requested: str | None, raw_ref: str | None, source: Source, http_status: int
+) -> ParseResult:
+    parse = _parse_xml if payload.lstrip()[:1] == b"<" else _parse_json
+    return parse(payload, requested, raw_ref, source, http_status)
 
 
 def _error_code(http_status: int, message: str) -> str:
@@ -350,7 +350,9 @@ def _xml_event(node: Element, position: int, redact: Redactor) -> Draft:
     )
     naive = parse_us_datetime(date, clock)
     time = resolve(
-        naive, None, location.country if location else None,
+        naive,
+        None,
+        location.country if location else None,
         region=location.region if location else None,
     )
     raw_timestamp = f"{date} {clock}".strip()
