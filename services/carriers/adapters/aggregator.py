@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.carriers.adapters import assembly
-from services.carriers.adapters.assembly import Route
+from services.carriers.adapters.assembly import Route, assign_modules, build_events
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.numbers import CARRIER_IDS, normalise
@@ -186,10 +186,6 @@ def country(value: Any) -> str | None:
     return ISO3_TO_ISO2.get(code)
 
 
-# What one bad event in an otherwise good push may raise; the event is skipped with a ParseError.
-EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
-
-
 def guarded(
     parse: Callable[[bytes, str | None, str | None, Source], ParseResult],
     payload: bytes,
@@ -314,8 +310,22 @@ def courier_id(aggregator: str, code: str | None, known: Mapping[str, str]) -> s
     return mapped if mapped in CARRIER_IDS else f"{aggregator}:{code}"
 
 
-def attach_handoff(drafts: list[Draft], found: Handoff | None, courier: str | None) -> list[Draft]:
-    """Put the hand-off on the first event of the next courier, else on the newest event."""
+def finish(
+    shipment: assembly.Shipment,
+    drafts: list[Draft],
+    route: Route,
+    found: Handoff | None,
+    courier: str | None,
+    errors: list[ParseError],
+) -> ParseResult:
+    """Events from drafts given oldest first: modules along the route, the hand-off ``found`` on the
+    first event of the next ``courier`` (else on the newest), every event kept and numbered in
+    order; events the schema refuses are added to ``errors``."""
+    placed = _attach_handoff(assign_modules(drafts, route), found, courier)
+    return ParseResult(build_events(shipment, enumerate(placed), errors), errors)
+
+
+def _attach_handoff(drafts: list[Draft], found: Handoff | None, courier: str | None) -> list[Draft]:
     if found is None or not drafts:
         return drafts
     index = next(

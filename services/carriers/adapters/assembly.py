@@ -148,10 +148,10 @@ SCAN_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, Ov
 
 
 def read_scans(
-    raws: list[Any], read: Callable[[Any], Draft], number: str, label: str
-) -> tuple[list[Draft], list[ParseError]]:
+    raws: list[Any], read: Callable[[Any], D], number: str, label: str
+) -> tuple[list[D], list[ParseError]]:
     """Each raw scan read by ``read``; a scan that cannot be read is reported and skipped."""
-    drafts: list[Draft] = []
+    drafts: list[D] = []
     errors: list[ParseError] = []
     for index, raw in enumerate(raws):
         try:
