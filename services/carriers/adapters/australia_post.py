@@ -42,10 +42,10 @@ from services.carriers.adapters.postal import (
     split_local,
     text,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Location
-from shared.taxonomy import Module, Source, Status, Substatus, TimeBasis
+from shared.taxonomy import Source, Status, Substatus, TimeBasis
 from shared.timeparse import ResolvedTime, format_offset, local_iso, parse_offset, resolve
 
 CARRIER = "australia-post"
@@ -194,7 +194,7 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
         raise InvalidInput("event has no 'date'")
     description = redact(text(raw.get("description")))
     location, state = _location(redact(text(raw.get("location"))))
-    status, substatus, module = _classify(description)
+    status, substatus, module = classify_postal("", description, {}, _TEXT)  # no codes
     return Draft(
         position=position,
         raw_timestamp=stamp,
@@ -228,16 +228,6 @@ def _in_zone(naive: datetime, offset: str | None, zone: ZoneInfo) -> ResolvedTim
     instant = naive.replace(tzinfo=zone).astimezone(UTC)
     written = format_offset(stated) if stated is not None else None
     return ResolvedTime(local_iso(naive), written, instant, TimeBasis.LOCATION_TIMEZONE)
-
-
-def _classify(description: str) -> tuple[Status, Substatus | None, Module | None]:
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(value: str) -> tuple[Location | None, str | None]:

@@ -40,10 +40,10 @@ from services.carriers.adapters.postal import (
     resolve_text,
     text,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Handoff, Location
-from shared.taxonomy import Module, Source, Status, Substatus
+from shared.taxonomy import Source, Status, Substatus
 
 CARRIER = "royal-mail"
 
@@ -197,7 +197,7 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
     description = redact(text(raw.get("eventName")))
     location = _location(redact(text(raw.get("locationName"))))
     time = resolve_text(stamp, location.country if location else None)
-    status, substatus, module = _classify(code, description)
+    status, substatus, module = classify_postal(code, description, EVENT_CODES, _TEXT)
     return Draft(
         position=position,
         raw_timestamp=stamp,
@@ -209,19 +209,6 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
         description=description,
         location=location,
     )
-
-
-def _classify(code: str, description: str) -> tuple[Status, Substatus | None, Module | None]:
-    if code in EVENT_CODES:
-        status, substatus = EVENT_CODES[code]
-        return status, substatus, None
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(name: str) -> Location | None:

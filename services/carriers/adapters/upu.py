@@ -2,9 +2,10 @@
 REST API (``GET /IPSAPIService/TrackAndTraceService.svc/rest/Mailitems?ids=..&lang=en``).
 
 ``UPU_EVENTS`` maps every EMSEVT code exactly as reference/tracking-standards.md does; the postal
-adapters whose carriers carry UPU codes or UPU wording (China Post, USPS, Royal Mail) import it,
-and ``upu_code_for_text`` recognises the UPU labels in free text ("Departure from outward office
-of exchange, SGSINN").
+adapters whose carriers carry UPU codes or UPU wording (China Post, USPS, Royal Mail, Australia
+Post) import it, and ``upu_code_for_text`` recognises the UPU labels in free text ("Departure from
+outward office of exchange, SGSINN"). ``classify_postal`` is how USPS, Royal Mail and Australia
+Post read a scan: their own code, else UPU wording at an office of exchange, else their own wording.
 
 Quirks handled by ``UpuAdapter`` (IPS answers; contracts §5):
 - ``Results[].OperationalMailitems[].Events[]`` carry ``LocalDateTime`` without an offset (newer
@@ -28,6 +29,7 @@ Quirks handled by ``UpuAdapter`` (IPS answers; contracts §5):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.carriers.adapters.base import ParseError, ParseResult, guarded
@@ -161,6 +163,27 @@ def upu_status(code: str, reason: str = "") -> tuple[Status, Substatus | None, M
     if code == "EMH" and reason:
         substatus = reason_substatus(reason)
     return status, substatus, module
+
+
+def classify_postal(
+    code: str,
+    description: str,
+    codes: Mapping[str, tuple[Status, Substatus | None]],
+    rules: Iterable[tuple[re.Pattern[str], Status, Substatus | None]],
+) -> tuple[Status, Substatus | None, Module | None]:
+    """A post's scan: its ``codes`` where they know the code, else the UPU wording of a step at an
+    office of exchange, else the first of the post's own ``rules`` its text matches (in transit
+    when none does)."""
+    if code in codes:
+        status, substatus = codes[code]
+        return status, substatus, None
+    upu = upu_code_for_text(description)
+    if upu is not None and "office of exchange" in description.lower():
+        return upu_status(upu, description)
+    for pattern, status, substatus in rules:
+        if pattern.search(description):
+            return status, substatus, None
+    return Status.IN_TRANSIT, None, None
 
 
 class UpuAdapter:

@@ -52,10 +52,10 @@ from services.carriers.adapters.postal import (
     text,
     utc_with_local,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Location
-from shared.taxonomy import Module, Source, Status, Substatus
+from shared.taxonomy import Source, Status, Substatus
 from shared.timeparse import ResolvedTime, format_offset, parse_offset, resolve
 
 CARRIER = "usps"
@@ -239,7 +239,7 @@ def _draft(
     description: str,
     location: Location | None,
 ) -> Draft:
-    status, substatus, module = _classify(code, description)
+    status, substatus, module = classify_postal(code, description, EVENT_CODES, _TEXT)
     return Draft(
         position=position,
         raw_timestamp=raw_timestamp,
@@ -251,19 +251,6 @@ def _draft(
         description=description,
         location=location,
     )
-
-
-def _classify(code: str, description: str) -> tuple[Status, Substatus | None, Module | None]:
-    if code in EVENT_CODES:
-        status, substatus = EVENT_CODES[code]
-        return status, substatus, None
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(city: Any, state: Any, zip_code: Any, country: Any) -> Location | None:
