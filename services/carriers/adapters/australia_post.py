@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.carriers.adapters.base import ParseError, ParseResult, guarded
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
+    EVENT_ERRORS,
     Draft,
     Redactor,
     Route,
@@ -39,6 +40,7 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     split_local,
     text,
 )
@@ -167,13 +169,13 @@ def _parse_unit(
     if not isinstance(raw_events, list) or not raw_events:
         return failed(number, "not_found", "no events for this item yet")
     redact = Redactor()
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_read_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"events[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _read_event(raw, position, redact),
+        number,
+        "events",
+        skipped=(*EVENT_ERRORS, KeyError),
+    )
     return finish(
         CARRIER,
         number,

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from xml.etree.ElementTree import Element
 from xml.etree.ElementTree import ParseError as XmlSyntaxError
 
@@ -294,6 +294,32 @@ def postal_handoff(
 
 def failed(number: str | None, code: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, code, message)])
+
+
+# What one bad event may raise; ``read_events`` skips it with a ParseError.
+EVENT_ERRORS: tuple[type[Exception], ...] = (InvalidInput, ValueError, TypeError, OverflowError)
+T = TypeVar("T")
+
+
+def read_events(
+    raws: Iterable[T],
+    read: Callable[[T, int], Draft],
+    number: str,
+    label: str,
+    *,
+    skipped: tuple[type[Exception], ...] = EVENT_ERRORS,
+    start: int = 0,
+) -> tuple[list[Draft], list[ParseError]]:
+    """Each raw event read by ``read`` with its position (from ``start``); an event that raises one
+    of ``skipped`` is reported as ``label[index]`` and left out, the others still come through."""
+    drafts: list[Draft] = []
+    errors: list[ParseError] = []
+    for index, raw in enumerate(raws):
+        try:
+            drafts.append(read(raw, start + index))
+        except skipped as exc:
+            errors.append(ParseError(number, "malformed", f"{label}[{index}]: {exc}"))
+    return drafts, errors
 
 
 # --- finishing ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.carriers.adapters.base import ParseError, ParseResult, guarded
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -37,6 +37,7 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     resolve_text,
     text,
 )
@@ -162,13 +163,9 @@ def _parse_piece(
     if not isinstance(raw_events, list) or not raw_events:
         return failed(number, "not_found", "the answer has no events")
     redact = Redactor([text(obj(piece.get("signature")).get("recipientName"))])
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_read_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"events[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events, lambda raw, position: _read_event(raw, position, redact), number, "events"
+    )
     route = Route(
         country_code(summary.get("originCountryCode")),
         country_code(summary.get("destinationCountryCode")),

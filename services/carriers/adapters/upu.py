@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.carriers.adapters.base import ParseError, ParseResult, guarded
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -48,6 +48,7 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     postal_handoff,
+    read_events,
     resolve_text,
     s10_origin,
     split_local,
@@ -263,30 +264,33 @@ def _parse_item(
         country_code(first(item.get("OrigCountry")).get("Code")) or s10_origin(number),
         country_code(first(item.get("DestCountry")).get("Code")),
     )
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
     redact = Redactor()
     raw_events = arr(item.get("Events"))
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_operational(raw, position, number, route, redact))
-        except (InvalidInput, ValueError, TypeError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"Events[{position}]: {exc}"))
-    for offset, raw in enumerate(edi):
-        position = len(raw_events) + offset
-        try:
-            drafts.append(_edi_record(raw, position, number, redact))
-        except (InvalidInput, ValueError, TypeError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"InfoFromEdi[{offset}]: {exc}"))
+    skipped = (InvalidInput, ValueError, TypeError, KeyError)
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _operational(raw, position, number, route, redact),
+        number,
+        "Events",
+        skipped=skipped,
+    )
+    edi_drafts, edi_errors = read_events(
+        edi,
+        lambda raw, position: _edi_record(raw, position, number, redact),
+        number,
+        "InfoFromEdi",
+        skipped=skipped,
+        start=len(raw_events),  # EDI records follow the operational events
+    )
     return finish(
         CARRIER,
         number,
-        drafts,
+        drafts + edi_drafts,
         raw_ref=raw_ref,
         source=source,
         newest_first=False,
         route=route,
-        errors=errors,
+        errors=errors + edi_errors,
     )
 
 

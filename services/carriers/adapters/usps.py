@@ -46,6 +46,7 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     s10_origin,
     split_local,
     tag,
@@ -152,13 +153,12 @@ def _parse_json(
     if not raw_events:
         return failed(number, "not_found", "the answer has no tracking events yet")
     redact = Redactor(_names(raw_events))
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_json_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"trackingEvents[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _json_event(raw, position, redact),
+        number,
+        "trackingEvents",
+    )
     route = Route(s10_origin(number), "US")
     return finish(
         CARRIER,
