@@ -17,18 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
-    EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
-    attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
     courier_id,
     customs_side,
+    finish,
     guarded,
     handoff,
     items,
@@ -42,7 +38,8 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.assembly import Route, Shipment, read_scans
+from services.carriers.adapters.base import ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus
 from shared.timeparse import resolve_iso
@@ -130,19 +127,19 @@ def _parse(
         _country(tracking, "destination_country_region", "destination_country_iso3"),
     )
     names = _names(tracking)
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for index, raw in enumerate(items(checkpoints)):
-        try:
-            drafts.append(_read_checkpoint(raw, slug, route, names))
-        except EVENT_ERRORS as exc:
-            errors.append(ParseError(number, "malformed", f"checkpoints[{index}]: {exc}"))
+    drafts, errors = read_scans(
+        items(checkpoints),
+        lambda raw: _read_checkpoint(raw, slug, route, names),
+        number,
+        "checkpoints",
+    )
     following = obj(next(iter(items(tracking.get("next_couriers"))), None))
     next_slug = scalar(following.get("slug"))
     next_carrier = courier_id(CARRIER, next_slug, SLUGS)
     found = handoff(following.get("tracking_number"), number, next_carrier, "next_couriers")
-    drafts = attach_handoff(assign_modules(drafts, route), found, next_slug)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    return finish(
+        Shipment(CARRIER, number, raw_ref, source), drafts, route, found, next_slug, errors
+    )
 
 
 def _country(doc: dict[str, Any], *keys: str) -> str | None:

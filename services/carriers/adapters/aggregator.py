@@ -1,9 +1,11 @@
 """What the three aggregator adapters (17TRACK, AfterShip, EasyPost) share.
 
 An aggregator relays many couriers' scans in its own taxonomy. Each adapter reads its format into
-``Draft`` events, oldest first; this module finishes them the same way for all three: text
-refinement where the aggregator's code is generic, export or import side of customs, module by
-position in the journey, personal data kept out, and the build with a deterministic event id.
+``Draft`` events, oldest first; this module reads them the same way for all three: text
+refinement where the aggregator's code is generic, export or import side of customs, hand-offs,
+personal data kept out. Module by position in the journey and the build with a deterministic
+event id are ``assembly``'s, as for the polled carriers (every relayed event is kept, numbered in
+the order given).
 
 Conventions for every event these adapters emit (reference/carrier-contracts.md §7):
 
@@ -26,14 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import ValidationError
-
+from services.carriers.adapters import assembly
+from services.carriers.adapters.assembly import Route, assign_modules, build_events
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.numbers import CARRIER_IDS, normalise
-from shared.schema import Handoff, Location, TrackingEvent, make_event_id
-from shared.taxonomy import Module, Source, Status, Substatus, infer_module
-from shared.timeparse import ResolvedTime
+from shared.schema import Handoff, Location
+from shared.taxonomy import Module, Source, Status, Substatus
 
 S, U = Status, Substatus
 CodeTable = dict[str, tuple[Status | None, Substatus | None]]
@@ -129,49 +130,18 @@ _SPECIFIC = frozenset(
         U.IMPORT_CUSTOMS_RELEASED,
     }
 )
-_EXPORT_SIDE: dict[Substatus, Substatus] = {
-    U.IMPORT_CUSTOMS_PRESENTED: U.EXPORT_CUSTOMS_PRESENTED,
-    U.IMPORT_CUSTOMS_HELD: U.EXPORT_CUSTOMS_HELD,
-    U.IMPORT_CUSTOMS_RELEASED: U.EXPORT_CUSTOMS_RELEASED,
-}
-_LEFT_ORIGIN = frozenset({*_EXPORT_SIDE.values(), U.DEPARTED_ORIGIN_COUNTRY})
-_ARRIVED = frozenset(
-    {*_EXPORT_SIDE, U.ARRIVED_DESTINATION_COUNTRY, U.DUTIES_PAYABLE, U.DUTIES_PAID}
-)
 _SIGNED_BY = re.compile(
     r"((?:signed\s+(?:for\s+)?by|signature\s+of|签收人)\s*[:：]?\s*)[^,;.()]*", re.IGNORECASE
 )
 REDACTED = "[redacted]"
 
 
-@dataclass(frozen=True)
-class Route:
-    origin: str | None
-    destination: str | None
+@dataclass(frozen=True, kw_only=True)
+class Draft(assembly.Draft):
+    """One event as read from an aggregator payload, with the courier that relayed it."""
 
-    @property
-    def international(self) -> bool:
-        return bool(self.origin and self.destination and self.origin != self.destination)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """One event as read from an aggregator payload, before module assignment and the build."""
-
-    raw_timestamp: str
-    carrier_code: str | None
-    status: Status
-    substatus: Substatus | None
-    description: str
-    location: Location | None
-    time: ResolvedTime
     courier: str | None = None
     module: Module | None = None
-    handoff: Handoff | None = None
-
-    @property
-    def country(self) -> str | None:
-        return self.location.country if self.location else None
 
 
 # --- reading JSON without trusting it ----------------------------------------------------------
@@ -214,10 +184,6 @@ def country(value: Any) -> str | None:
     if len(code) == 2 and code.isascii() and code.isalpha():
         return code
     return ISO3_TO_ISO2.get(code)
-
-
-# What one bad event in an otherwise good push may raise; the event is skipped with a ParseError.
-EVENT_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
 
 
 def guarded(
@@ -277,46 +243,19 @@ def lookup(table: CodeTable, code: str | None) -> tuple[Status | None, Substatus
 def customs_side(
     substatus: Substatus | None, description: str, where: str | None, route: Route
 ) -> Substatus | None:
-    if substatus not in _EXPORT_SIDE:
-        return substatus
+    """``assembly.customs_side`` with the words the relayed texts use: "import", "export", 出口."""
+    return assembly.customs_side(
+        substatus, description, where, route, names_import=_names_import, names_export=_names_export
+    )
+
+
+def _names_import(description: str) -> bool:
+    return "import" in description.lower()
+
+
+def _names_export(description: str) -> bool:
     lowered = description.lower()
-    if "import" in lowered:
-        return substatus
-    if "export" in lowered or "出口" in lowered or (route.international and where == route.origin):
-        return _EXPORT_SIDE[substatus]
-    return substatus
-
-
-def assign_modules(drafts: Sequence[Draft], route: Route) -> list[Draft]:
-    """Module per event, walking the journey oldest first.
-
-    Origin-country scans before an export or departure are ``origin``; destination-country scans
-    after the arrival there are ``destination``; everything between is ``international``; an event
-    with neither a telling code nor a country stays unknown.
-    """
-    left_origin = arrived = False
-    out: list[Draft] = []
-    for draft in drafts:
-        module = draft.module or infer_module(draft.status, draft.substatus)
-        substatus, where = draft.substatus, draft.country
-        if module is None and route.international and where:
-            if where == route.destination and not arrived and substatus is U.ARRIVED_HUB:
-                substatus = U.ARRIVED_DESTINATION_COUNTRY
-            module = _module_by_country(where, route, left_origin, arrived)
-        left_origin = (
-            left_origin or substatus in _LEFT_ORIGIN or bool(where and where != route.origin)
-        )
-        arrived = arrived or substatus in _ARRIVED or bool(where and where == route.destination)
-        out.append(replace(draft, module=module, substatus=substatus))
-    return out
-
-
-def _module_by_country(where: str, route: Route, left_origin: bool, arrived: bool) -> Module:
-    if where == route.origin:
-        return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if where == route.destination:
-        return Module.DESTINATION if arrived else Module.INTERNATIONAL
-    return Module.INTERNATIONAL
+    return "export" in lowered or "出口" in lowered
 
 
 # --- locations, hand-offs and personal data ------------------------------------------------------
@@ -371,8 +310,22 @@ def courier_id(aggregator: str, code: str | None, known: Mapping[str, str]) -> s
     return mapped if mapped in CARRIER_IDS else f"{aggregator}:{code}"
 
 
-def attach_handoff(drafts: list[Draft], found: Handoff | None, courier: str | None) -> list[Draft]:
-    """Put the hand-off on the first event of the next courier, else on the newest event."""
+def finish(
+    shipment: assembly.Shipment,
+    drafts: list[Draft],
+    route: Route,
+    found: Handoff | None,
+    courier: str | None,
+    errors: list[ParseError],
+) -> ParseResult:
+    """Events from drafts given oldest first: modules along the route, the hand-off ``found`` on the
+    first event of the next ``courier`` (else on the newest), every event kept and numbered in
+    order; events the schema refuses are added to ``errors``."""
+    placed = _attach_handoff(assign_modules(drafts, route), found, courier)
+    return ParseResult(build_events(shipment, enumerate(placed), errors), errors)
+
+
+def _attach_handoff(drafts: list[Draft], found: Handoff | None, courier: str | None) -> list[Draft]:
     if found is None or not drafts:
         return drafts
     index = next(
@@ -393,54 +346,6 @@ def redact(value: str, names: Sequence[str]) -> str:
     for name in names:
         value = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", REDACTED, value, flags=re.IGNORECASE)
     return value
-
-
-# --- the build -----------------------------------------------------------------------------------
-
-
-def build_events(
-    carrier: str,
-    number: str,
-    drafts: Sequence[Draft],
-    raw_ref: str | None,
-    source: Source,
-    errors: list[ParseError],
-) -> list[TrackingEvent]:
-    """Canonical events from drafts given oldest first: a higher ``sequence`` is later."""
-    events = []
-    for sequence, draft in enumerate(drafts):
-        try:
-            events.append(_build(carrier, number, sequence, draft, raw_ref, source))
-        except ValidationError as exc:
-            errors.append(ParseError(number, "malformed", f"event {sequence}: {exc}"))
-    return events
-
-
-def _build(
-    carrier: str, number: str, sequence: int, draft: Draft, raw_ref: str | None, source: Source
-) -> TrackingEvent:
-    location_text = draft.location.text if draft.location else None
-    return TrackingEvent(
-        event_id=make_event_id(
-            carrier, number, draft.carrier_code, draft.raw_timestamp, location_text
-        ),
-        carrier=carrier,
-        tracking_number=number,
-        status=draft.status,
-        substatus=draft.substatus,
-        module=draft.module,
-        carrier_code=draft.carrier_code,
-        description=draft.description,
-        location=draft.location,
-        handoff=draft.handoff,
-        source=source,
-        raw_ref=raw_ref,
-        sequence=sequence,
-        occurred_at_local=draft.time.occurred_at_local,
-        utc_offset=draft.time.utc_offset,
-        occurred_at=draft.time.occurred_at,
-        time_basis=draft.time.time_basis,
-    )
 
 
 def courier_code(courier: str | None, code: str | None) -> str | None:

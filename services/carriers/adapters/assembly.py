@@ -9,13 +9,13 @@ journey after that, so it always counts 0, 1, 2, ... per shipment.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from services.carriers.adapters.phrases import (
     EXPORT_SIDE,
     city_in_text,
@@ -66,6 +66,9 @@ class Draft:
         return self.location.country if self.location else None
 
 
+D = TypeVar("D", bound=Draft)
+
+
 # --- reading values ---------------------------------------------------------------------------
 
 
@@ -111,14 +114,44 @@ def failure(number: str | None, kind: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, kind, message)])
 
 
+Read = Callable[[Any, str | None, str | None, Source, int], ParseResult]
+
+
+def guarded_json(
+    read: Read,
+    payload: bytes,
+    requested: str | None,
+    raw_ref: str | None,
+    source: Source,
+    http_status: int,
+) -> ParseResult:
+    """``read`` of the decoded JSON answer, behind the parse boundary (``base.guarded``).
+
+    A body that is not JSON is the carrier's error when the HTTP status says so (gateways answer
+    4xx and 5xx with HTML), else a malformed answer."""
+
+    def parse(
+        payload: bytes, requested: str | None, raw_ref: str | None, source: Source, status: int
+    ) -> ParseResult:
+        try:
+            doc = load_json(payload)
+        except InvalidInput as exc:
+            if status >= 400:
+                return failure(requested, "carrier_error", f"HTTP {status} without a JSON body")
+            return failure(requested, "malformed", str(exc))
+        return read(doc, requested, raw_ref, source, status)
+
+    return guarded(parse, payload, requested, raw_ref, source, http_status)
+
+
 SCAN_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
 
 
 def read_scans(
-    raws: list[Any], read: Callable[[Any], Draft], number: str, label: str
-) -> tuple[list[Draft], list[ParseError]]:
+    raws: list[Any], read: Callable[[Any], D], number: str, label: str
+) -> tuple[list[D], list[ParseError]]:
     """Each raw scan read by ``read``; a scan that cannot be read is reported and skipped."""
-    drafts: list[Draft] = []
+    drafts: list[D] = []
     errors: list[ParseError] = []
     for index, raw in enumerate(raws):
         try:
@@ -216,14 +249,22 @@ def route_of(drafts: Iterable[Draft], origin: str | None, destination: str | Non
 
 
 def customs_side(
-    substatus: Substatus | None, description: str, country: str | None, route: Route
+    substatus: Substatus | None,
+    description: str,
+    country: str | None,
+    route: Route,
+    *,
+    names_import: Callable[[str], bool] = says_import,
+    names_export: Callable[[str], bool] = says_export,
 ) -> Substatus | None:
-    """Customs rules name the import side; turn them round where the scan is on the export side."""
+    """Customs rules name the import side; turn them round where the scan is on the export side:
+    where the text says export, or the scan is in the origin country and the text does not say
+    import. ``names_import`` and ``names_export`` are how the carrier's texts say so."""
     if substatus not in EXPORT_SIDE:
         return substatus
-    if says_import(description):
+    if names_import(description):
         return substatus
-    if says_export(description) or (route.international and country == route.origin):
+    if names_export(description) or (route.international and country == route.origin):
         return EXPORT_SIDE[substatus]
     return substatus
 
@@ -236,21 +277,24 @@ def sided(drafts: list[Draft], route: Route) -> list[Draft]:
     ]
 
 
-def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
+def assign_modules(drafts: Sequence[D], route: Route) -> list[D]:
     """Module per scan, walking the journey oldest first.
 
     Origin-country scans before an export or departure are ``origin``; destination-country scans
-    after the arrival there are ``destination``; everything between is ``international``.
+    after the arrival there are ``destination``; everything between is ``international``; a scan
+    with neither a telling code nor a country stays unknown.
     """
     left_origin = arrived = False
-    out: list[Draft] = []
+    out: list[D] = []
     for draft in drafts:
         module = draft.module or infer_module(draft.status, draft.substatus)
         substatus, country = draft.substatus, draft.country
         if module is None and route.international and country:
             if country == route.destination and not arrived and substatus is U.ARRIVED_HUB:
                 substatus = U.ARRIVED_DESTINATION_COUNTRY
-            module = _module_by_country(country, route, left_origin, arrived)
+            module = module_by_country(
+                country, route.origin, route.destination, left_origin, arrived
+            )
         left_origin = (
             left_origin or substatus in _LEFT_ORIGIN or bool(country and country != route.origin)
         )
@@ -259,10 +303,13 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
     return out
 
 
-def _module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
-    if country == route.origin:
+def module_by_country(
+    country: str, origin: str | None, destination: str | None, left_origin: bool, arrived: bool
+) -> Module:
+    """The module of a scan placed only by its country, given how far the journey has come."""
+    if country == origin:
         return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if country == route.destination:
+    if country == destination:
         return Module.DESTINATION if arrived else Module.INTERNATIONAL
     return Module.INTERNATIONAL
 
@@ -295,6 +342,20 @@ def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResu
                 ParseError(shipment.number, "malformed", f"scan {draft.raw_timestamp}: {exc}")
             )
     return ParseResult(events=events, errors=errors)
+
+
+def build_events(
+    shipment: Shipment, numbered: Iterable[tuple[int, Draft]], errors: list[ParseError]
+) -> list[TrackingEvent]:
+    """Events with the sequence each draft was given, in the order given; for adapters that number
+    scans themselves and keep every scan. A draft the schema refuses is added to ``errors``."""
+    events: list[TrackingEvent] = []
+    for sequence, draft in numbered:
+        try:
+            events.append(_build(shipment, draft, _event_id(shipment, draft), sequence))
+        except ValidationError as exc:
+            errors.append(ParseError(shipment.number, "malformed", f"event {sequence}: {exc}"))
+    return events
 
 
 def _event_id(shipment: Shipment, draft: Draft) -> Any:

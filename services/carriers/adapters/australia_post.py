@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
+    EVENT_ERRORS,
     Draft,
     Redactor,
     Route,
@@ -39,13 +40,14 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     split_local,
     text,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Location
-from shared.taxonomy import Module, Source, Status, Substatus, TimeBasis
+from shared.taxonomy import Source, Status, Substatus, TimeBasis
 from shared.timeparse import ResolvedTime, format_offset, local_iso, parse_offset, resolve
 
 CARRIER = "australia-post"
@@ -101,12 +103,7 @@ class AustraliaPostAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -172,13 +169,13 @@ def _parse_unit(
     if not isinstance(raw_events, list) or not raw_events:
         return failed(number, "not_found", "no events for this item yet")
     redact = Redactor()
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_read_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"events[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _read_event(raw, position, redact),
+        number,
+        "events",
+        skipped=(*EVENT_ERRORS, KeyError),
+    )
     return finish(
         CARRIER,
         number,
@@ -199,7 +196,7 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
         raise InvalidInput("event has no 'date'")
     description = redact(text(raw.get("description")))
     location, state = _location(redact(text(raw.get("location"))))
-    status, substatus, module = _classify(description)
+    status, substatus, module = classify_postal("", description, {}, _TEXT)  # no codes
     return Draft(
         position=position,
         raw_timestamp=stamp,
@@ -233,16 +230,6 @@ def _in_zone(naive: datetime, offset: str | None, zone: ZoneInfo) -> ResolvedTim
     instant = naive.replace(tzinfo=zone).astimezone(UTC)
     written = format_offset(stated) if stated is not None else None
     return ResolvedTime(local_iso(naive), written, instant, TimeBasis.LOCATION_TIMEZONE)
-
-
-def _classify(description: str) -> tuple[Status, Substatus | None, Module | None]:
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(value: str) -> tuple[Location | None, str | None]:

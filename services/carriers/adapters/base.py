@@ -7,6 +7,7 @@ the carrier's format yields an error with ``tracking_number=None``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,3 +41,23 @@ class Adapter(Protocol):
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult: ...
+
+
+Parse = Callable[[bytes, str | None, str | None, Source, int], ParseResult]
+
+
+def guarded(
+    parse: Parse,
+    payload: bytes,
+    requested: str | None,
+    raw_ref: str | None,
+    source: Source,
+    http_status: int,
+) -> ParseResult:
+    """``parse`` behind the boundary every polled adapter keeps: no payload may crash the caller's
+    loop, so whatever ``parse`` raises becomes a ``malformed`` error for the number asked."""
+    try:
+        return parse(payload, requested, raw_ref, source, http_status)
+    except Exception as exc:  # noqa: BLE001 - the boundary itself
+        message = f"unexpected payload: {type(exc).__name__}: {exc}"
+        return ParseResult(errors=[ParseError(requested, "malformed", message)])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from xml.etree.ElementTree import Element
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -36,6 +36,7 @@ from services.carriers.adapters.postal import (
     finish,
     load_xml,
     make_location,
+    read_events,
     split_local,
     tag,
 )
@@ -102,12 +103,7 @@ class CanadaPostAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -133,13 +129,12 @@ def _parse(
     if not occurrences:
         return failed(number, "not_found", "no significant events yet")
     redact = Redactor(child_text(o, "signatory-name") for o in occurrences)
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, occurrence in enumerate(occurrences):
-        try:
-            drafts.append(_read_occurrence(occurrence, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"occurrence[{position}]: {exc}"))
+    drafts, errors = read_events(
+        occurrences,
+        lambda occurrence, position: _read_occurrence(occurrence, position, redact),
+        number,
+        "occurrence",
+    )
     return finish(
         CARRIER,
         number,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from xml.etree.ElementTree import Element
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     KNOWN_COUNTRIES,
     Draft,
@@ -43,6 +43,7 @@ from services.carriers.adapters.postal import (
     make_location,
     obj,
     postal_handoff,
+    read_events,
     s10_origin,
     split_local,
     tag,
@@ -105,12 +106,7 @@ class ChinaPostAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -151,14 +147,14 @@ def _json_error(body: bytes, requested: str | None, http_status: int) -> ParseRe
 def _parse_traces(
     number: str, traces: list[Element], raw_ref: str | None, source: Source
 ) -> ParseResult:
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
     redact = Redactor()
-    for position, trace in enumerate(traces):
-        try:
-            drafts.append(_read_trace(trace, position, number, redact))
-        except (InvalidInput, ValueError, TypeError) as exc:
-            errors.append(ParseError(number, "malformed", f"trace[{position}]: {exc}"))
+    drafts, errors = read_events(
+        traces,
+        lambda trace, position: _read_trace(trace, position, number, redact),
+        number,
+        "trace",
+        skipped=(InvalidInput, ValueError, TypeError),
+    )
     foreign = next((d.country for d in drafts if d.country and d.country != "CN"), None)
     route = Route(s10_origin(number) or "CN", foreign)
     return finish(

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import ValidationError
-
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.assembly import (
+    Draft,
+    Route,
+    Shipment,
+    assign_modules,
+    build_events,
+    customs_side,
+)
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from shared.errors import InvalidInput
-from shared.schema import Location, TrackingEvent, make_event_id
-from shared.taxonomy import Module, Source, Status, Substatus, infer_module
-from shared.timeparse import ResolvedTime, resolve_iso
+from shared.schema import Location, TrackingEvent
+from shared.taxonomy import Module, Source, Status, Substatus
+from shared.timeparse import resolve_iso
 
 CARRIER = "dhl"
 
@@ -86,7 +91,7 @@ CODE_MODULES: dict[str, Module] = {
 
 # Free-text rules over status + description, first match wins; a keyword matches at the start of a
 # word, so inflections match too ("delay" → "delayed"). A status of None keeps the base status from
-# statusCode. Customs rules name the import side; _customs_side turns export ones round.
+# statusCode. Customs rules name the import side; customs_side turns export ones round.
 # fmt: off
 TEXT_RULES: tuple[tuple[tuple[str, ...], Status | None, Substatus | None], ...] = (
     (("returned to shipper", "returned to sender", "returned to consignor"), S.RETURNED, None),
@@ -132,45 +137,9 @@ _RULE_PATTERNS = tuple(
     (re.compile(r"\b(?:" + "|".join(re.escape(k) for k in keys) + ")"), status, sub)
     for keys, status, sub in TEXT_RULES
 )
-_EXPORT_SIDE: dict[Substatus, Substatus] = {
-    U.IMPORT_CUSTOMS_PRESENTED: U.EXPORT_CUSTOMS_PRESENTED,
-    U.IMPORT_CUSTOMS_HELD: U.EXPORT_CUSTOMS_HELD,
-    U.IMPORT_CUSTOMS_RELEASED: U.EXPORT_CUSTOMS_RELEASED,
-}
-_LEFT_ORIGIN = frozenset({*_EXPORT_SIDE.values(), U.DEPARTED_ORIGIN_COUNTRY})
-_ARRIVED = frozenset(
-    {*_EXPORT_SIDE, U.ARRIVED_DESTINATION_COUNTRY, U.DUTIES_PAYABLE, U.DUTIES_PAID}
-)
 _NAME_KEYS = frozenset({"name", "familyName", "givenName", "organizationName"})
 _SIGNED_BY = re.compile(r"(signed\s+(?:for\s+)?by\s*:?\s*).*$", re.IGNORECASE)
 _REDACTED = "[redacted]"
-
-
-@dataclass(frozen=True)
-class _Route:
-    origin: str | None
-    destination: str | None
-
-    @property
-    def international(self) -> bool:
-        return bool(self.origin and self.destination and self.origin != self.destination)
-
-
-@dataclass(frozen=True)
-class _Draft:
-    sequence: int
-    raw_timestamp: str
-    carrier_code: str | None
-    status: Status
-    substatus: Substatus | None
-    module: Module | None
-    description: str
-    location: Location | None
-    time: ResolvedTime
-
-    @property
-    def country(self) -> str | None:
-        return self.location.country if self.location else None
 
 
 class DhlAdapter:
@@ -186,10 +155,7 @@ class DhlAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return _malformed(requested, f"unexpected payload: {type(exc).__name__}: {exc}")
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _malformed(requested: str | None, message: str) -> ParseResult:
@@ -247,23 +213,21 @@ def _parse_shipment(
         status = shipment.get("status")
         raw_events = [status] if isinstance(status, dict) else []
     service = shipment.get("service") if isinstance(shipment.get("service"), str) else None
-    route = _Route(_country_of(shipment.get("origin")), _country_of(shipment.get("destination")))
+    route = Route(_country_of(shipment.get("origin")), _country_of(shipment.get("destination")))
     names = _personal_names(shipment.get("details"))
-    drafts: list[_Draft] = []
+    numbered: list[tuple[int, Draft]] = []
     errors: list[ParseError] = []
     total = len(raw_events)
     for position, raw in enumerate(raw_events):
-        try:  # newest first in the payload: reverse so that a higher sequence is later
-            drafts.append(_read_event(raw, total - 1 - position, service, route, names))
+        try:  # newest first in the payload: reversed, so that a higher sequence is later
+            numbered.append((total - 1 - position, _read_event(raw, service, route, names)))
         except (InvalidInput, ValueError, TypeError, AttributeError, KeyError) as exc:
             errors.append(ParseError(number, "malformed", f"events[{position}]: {exc}"))
-    drafts.sort(key=lambda d: d.sequence)
-    events = []
-    for draft in _assign_modules(drafts, route):
-        try:
-            events.append(_build(draft, number, raw_ref, source))
-        except ValidationError as exc:
-            errors.append(ParseError(number, "malformed", f"event {draft.sequence}: {exc}"))
+    numbered.reverse()
+    drafts = assign_modules([draft for _, draft in numbered], route)
+    sequences = [sequence for sequence, _ in numbered]
+    numbering = zip(sequences, drafts, strict=True)
+    events = build_events(Shipment(CARRIER, number, raw_ref, source), numbering, errors)
     return ParseResult(events=events, errors=errors)
 
 
@@ -283,9 +247,7 @@ def _text(value: Any) -> str:
     return " ".join(value.split()) if isinstance(value, str) else ""
 
 
-def _read_event(
-    raw: Any, sequence: int, service: str | None, route: _Route, names: list[str]
-) -> _Draft:
+def _read_event(raw: Any, service: str | None, route: Route, names: list[str]) -> Draft:
     if not isinstance(raw, dict):
         raise InvalidInput("event is not an object")
     timestamp = raw.get("timestamp")
@@ -298,9 +260,11 @@ def _read_event(
     code = _detailed_code(raw, service)
     text = _redact(_describe(raw, code), names)
     status, substatus, module = _classify(status_code, code, text)
-    substatus = _customs_side(substatus, text, location.country if location else None, route)
-    return _Draft(
-        sequence=sequence,
+    country = location.country if location else None
+    substatus = customs_side(
+        substatus, text, country, route, names_import=_names_import, names_export=_names_export
+    )
+    return Draft(
         raw_timestamp=timestamp,
         carrier_code=code or status_code,
         status=status,
@@ -308,7 +272,7 @@ def _read_event(
         module=module,
         description=text,
         location=location,
-        time=resolve_iso(timestamp, location.country if location else None),
+        time=resolve_iso(timestamp, country),
     )
 
 
@@ -348,72 +312,12 @@ def _classify(
     return base, None, None
 
 
-def _customs_side(
-    substatus: Substatus | None, text: str, country: str | None, route: _Route
-) -> Substatus | None:
-    if substatus not in _EXPORT_SIDE:
-        return substatus
-    lowered = text.lower()
-    if "import" in lowered:
-        return substatus
-    if "export" in lowered or (route.international and country == route.origin):
-        return _EXPORT_SIDE[substatus]
-    return substatus
+def _names_import(text: str) -> bool:
+    return "import" in text.lower()
 
 
-def _assign_modules(drafts: list[_Draft], route: _Route) -> list[_Draft]:
-    """Module per event, walking the journey oldest first.
-
-    Origin-country scans before an export or departure are ``origin``; destination-country scans
-    after the arrival there are ``destination``; everything between is ``international``.
-    """
-    left_origin = arrived = False
-    out: list[_Draft] = []
-    for draft in drafts:
-        module = draft.module or infer_module(draft.status, draft.substatus)
-        substatus, country = draft.substatus, draft.country
-        if module is None and route.international and country:
-            if country == route.destination and not arrived and substatus is U.ARRIVED_HUB:
-                substatus = U.ARRIVED_DESTINATION_COUNTRY
-            module = _module_by_country(country, route, left_origin, arrived)
-        left_origin = (
-            left_origin or substatus in _LEFT_ORIGIN or bool(country and country != route.origin)
-        )
-        arrived = arrived or substatus in _ARRIVED or bool(country and country == route.destination)
-        out.append(replace(draft, module=module, substatus=substatus))
-    return out
-
-
-def _module_by_country(country: str, route: _Route, left_origin: bool, arrived: bool) -> Module:
-    if country == route.origin:
-        return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if country == route.destination:
-        return Module.DESTINATION if arrived else Module.INTERNATIONAL
-    return Module.INTERNATIONAL
-
-
-def _build(draft: _Draft, number: str, raw_ref: str | None, source: Source) -> TrackingEvent:
-    location_text = draft.location.text if draft.location else None
-    return TrackingEvent(
-        event_id=make_event_id(
-            CARRIER, number, draft.carrier_code, draft.raw_timestamp, location_text
-        ),
-        carrier=CARRIER,
-        tracking_number=number,
-        status=draft.status,
-        substatus=draft.substatus,
-        module=draft.module,
-        carrier_code=draft.carrier_code,
-        description=draft.description,
-        location=draft.location,
-        source=source,
-        raw_ref=raw_ref,
-        sequence=draft.sequence,
-        occurred_at_local=draft.time.occurred_at_local,
-        utc_offset=draft.time.utc_offset,
-        occurred_at=draft.time.occurred_at,
-        time_basis=draft.time.time_basis,
-    )
+def _names_export(text: str) -> bool:
+    return "export" in text.lower()
 
 
 def _address(value: Any) -> dict[str, Any]:

@@ -16,17 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
-    EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
-    attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
     customs_side,
+    finish,
     guarded,
     handoff,
     items,
@@ -40,6 +36,7 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
+from services.carriers.adapters.assembly import Route, Shipment, read_scans
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus
@@ -124,13 +121,12 @@ def _parse(
     )
     courier = scalar(tracker.get("carrier"))
     names = personal_names(tracker.get("signed_by"))
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for index, raw in enumerate(items(details)):
-        try:
-            drafts.append(_read_detail(raw, courier, route, names))
-        except EVENT_ERRORS as exc:
-            errors.append(ParseError(number, "malformed", f"tracking_details[{index}]: {exc}"))
+    drafts, errors = read_scans(
+        items(details),
+        lambda raw: _read_detail(raw, courier, route, names),
+        number,
+        "tracking_details",
+    )
     found = handoff(
         carrier_detail.get("alternate_identifier"),
         number,
@@ -138,8 +134,7 @@ def _parse(
         "carrier_detail.alternate_identifier",
         confidence=0.6,
     )
-    drafts = attach_handoff(assign_modules(drafts, route), found, None)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    return finish(Shipment(CARRIER, number, raw_ref, source), drafts, route, found, None, errors)
 
 
 def _read_detail(raw: Any, courier: str | None, route: Route, names: list[str]) -> Draft:

@@ -22,8 +22,8 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
+    guarded_json,
     journey_order,
-    load_json,
     read_scans,
     refine,
     route_of,
@@ -70,23 +70,12 @@ class FourPxAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failure(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
-    payload: bytes, requested: str | None, raw_ref: str | None, source: Source, http_status: int
+    doc: Any, requested: str | None, raw_ref: str | None, source: Source, http_status: int
 ) -> ParseResult:
-    try:
-        doc = load_json(payload)
-    except InvalidInput as exc:
-        if http_status >= 400:
-            return failure(requested, "carrier_error", f"HTTP {http_status} without a JSON body")
-        return failure(requested, "malformed", str(exc))
     if not isinstance(doc, dict):
         return failure(requested, "malformed", "expected a JSON object")
     result = text(doc.get("result"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -31,6 +31,7 @@ from services.carriers.adapters.postal import (
     load_json,
     merge,
     obj,
+    read_events,
     resolve_text,
     text,
 )
@@ -87,12 +88,7 @@ class LaPosteAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -142,13 +138,9 @@ def _parse_answer(
     if not isinstance(raw_events, list) or not raw_events:
         return failed(number, "not_found", "the shipment has no events")
     redact = Redactor()
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_read_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"event[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events, lambda raw, position: _read_event(raw, position, redact), number, "event"
+    )
     context = obj(shipment.get("contextData"))
     route = Route(
         country_code(context.get("originCountry")), country_code(context.get("arrivalCountry"))

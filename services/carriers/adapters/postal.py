@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from xml.etree.ElementTree import Element
 from xml.etree.ElementTree import ParseError as XmlSyntaxError
 
@@ -27,7 +27,9 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import ValidationError
 
+from services.carriers.adapters.assembly import module_by_country
 from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.phrases import EXPORT_SIDE
 from shared.errors import InvalidInput
 from shared.numbers import is_valid_s10
 from shared.schema import Handoff, Location, TrackingEvent, make_event_id
@@ -294,6 +296,32 @@ def failed(number: str | None, code: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, code, message)])
 
 
+# What one bad event may raise; ``read_events`` skips it with a ParseError.
+EVENT_ERRORS: tuple[type[Exception], ...] = (InvalidInput, ValueError, TypeError, OverflowError)
+T = TypeVar("T")
+
+
+def read_events(
+    raws: Iterable[T],
+    read: Callable[[T, int], Draft],
+    number: str,
+    label: str,
+    *,
+    skipped: tuple[type[Exception], ...] = EVENT_ERRORS,
+    start: int = 0,
+) -> tuple[list[Draft], list[ParseError]]:
+    """Each raw event read by ``read`` with its position (from ``start``); an event that raises one
+    of ``skipped`` is reported as ``label[index]`` and left out, the others still come through."""
+    drafts: list[Draft] = []
+    errors: list[ParseError] = []
+    for index, raw in enumerate(raws):
+        try:
+            drafts.append(read(raw, start + index))
+        except skipped as exc:
+            errors.append(ParseError(number, "malformed", f"{label}[{index}]: {exc}"))
+    return drafts, errors
+
+
 # --- finishing ---------------------------------------------------------------------------------
 
 
@@ -395,12 +423,6 @@ _LEFT_ORIGIN = frozenset(
         Substatus.DEPARTED_ORIGIN_COUNTRY,
     }
 )
-# Customs read from text name the import side unless the text or the place says export.
-EXPORT_SIDE: dict[Substatus, Substatus] = {
-    Substatus.IMPORT_CUSTOMS_PRESENTED: Substatus.EXPORT_CUSTOMS_PRESENTED,
-    Substatus.IMPORT_CUSTOMS_HELD: Substatus.EXPORT_CUSTOMS_HELD,
-    Substatus.IMPORT_CUSTOMS_RELEASED: Substatus.EXPORT_CUSTOMS_RELEASED,
-}
 _EXPORT_WORD = re.compile(r"\bexport|出口", re.IGNORECASE)
 _PAST_ORIGIN = frozenset({Module.INTERNATIONAL, Module.DESTINATION})
 _ARRIVED = frozenset(
@@ -417,6 +439,8 @@ _ARRIVED = frozenset(
 
 def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
     """Module per event, walking the journey oldest first (explicit modules are kept).
+
+    Customs read from text name the import side unless the text or the place says export.
 
     Without a module from the code, origin-country scans before the departure are ``origin``,
     destination-country scans after the arrival are ``destination``, the rest ``international``;
@@ -436,7 +460,9 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
                 substatus = Substatus.ARRIVED_DESTINATION_COUNTRY
                 module = Module.INTERNATIONAL
             else:
-                module = _module_by_country(country, route, left_origin, arrived)
+                module = module_by_country(
+                    country, route.origin, route.destination, left_origin, arrived
+                )
         left_origin = left_origin or substatus in _LEFT_ORIGIN or module in _PAST_ORIGIN
         arrived = arrived or substatus in _ARRIVED or module is Module.DESTINATION
         if route.international and country:
@@ -444,14 +470,6 @@ def assign_modules(drafts: list[Draft], route: Route) -> list[Draft]:
             arrived = arrived or country == route.destination
         out.append(replace(draft, module=module, substatus=substatus))
     return out
-
-
-def _module_by_country(country: str, route: Route, left_origin: bool, arrived: bool) -> Module:
-    if country == route.origin:
-        return Module.INTERNATIONAL if left_origin else Module.ORIGIN
-    if country == route.destination:
-        return Module.DESTINATION if arrived else Module.INTERNATIONAL
-    return Module.INTERNATIONAL
 
 
 def _event_id(carrier: str, number: str, draft: Draft) -> uuid.UUID:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -37,13 +37,14 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     resolve_text,
     text,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Handoff, Location
-from shared.taxonomy import Module, Source, Status, Substatus
+from shared.taxonomy import Source, Status, Substatus
 
 CARRIER = "royal-mail"
 
@@ -108,12 +109,7 @@ class RoyalMailAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -167,13 +163,9 @@ def _parse_piece(
     if not isinstance(raw_events, list) or not raw_events:
         return failed(number, "not_found", "the answer has no events")
     redact = Redactor([text(obj(piece.get("signature")).get("recipientName"))])
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_read_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"events[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events, lambda raw, position: _read_event(raw, position, redact), number, "events"
+    )
     route = Route(
         country_code(summary.get("originCountryCode")),
         country_code(summary.get("destinationCountryCode")),
@@ -202,7 +194,7 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
     description = redact(text(raw.get("eventName")))
     location = _location(redact(text(raw.get("locationName"))))
     time = resolve_text(stamp, location.country if location else None)
-    status, substatus, module = _classify(code, description)
+    status, substatus, module = classify_postal(code, description, EVENT_CODES, _TEXT)
     return Draft(
         position=position,
         raw_timestamp=stamp,
@@ -214,19 +206,6 @@ def _read_event(raw: Any, position: int, redact: Redactor) -> Draft:
         description=description,
         location=location,
     )
-
-
-def _classify(code: str, description: str) -> tuple[Status, Substatus | None, Module | None]:
-    if code in EVENT_CODES:
-        status, substatus = EVENT_CODES[code]
-        return status, substatus, None
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(name: str) -> Location | None:

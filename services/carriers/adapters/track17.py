@@ -16,18 +16,14 @@ from datetime import UTC, timedelta, timezone
 from typing import Any
 
 from services.carriers.adapters.aggregator import (
-    EVENT_ERRORS,
     CodeTable,
     Draft,
-    Route,
-    assign_modules,
-    attach_handoff,
-    build_events,
     classify,
     country,
     courier_code,
     courier_id,
     customs_side,
+    finish,
     guarded,
     handoff,
     items,
@@ -40,6 +36,7 @@ from services.carriers.adapters.aggregator import (
     scalar,
     text,
 )
+from services.carriers.adapters.assembly import SCAN_ERRORS, Route, Shipment
 from services.carriers.adapters.base import ParseError, ParseResult
 from shared.errors import InvalidInput
 from shared.taxonomy import Source, Status, Substatus, TimeBasis
@@ -160,7 +157,7 @@ def _parse_info(
     if not drafts and not errors and isinstance(info.get("latest_event"), dict):
         try:
             drafts = [_read_event(info["latest_event"], main_courier, route)]
-        except EVENT_ERRORS as exc:
+        except SCAN_ERRORS as exc:
             errors.append(ParseError(number, "malformed", f"latest_event: {exc}"))
     if not drafts and not errors:
         latest = obj(info.get("latest_status"))
@@ -171,8 +168,8 @@ def _parse_info(
     local_key = scalar(misc.get("local_key"))
     next_carrier = courier_id(CARRIER, local_key, COURIERS)
     found = handoff(misc.get("local_number"), number, next_carrier, "misc_info.local_number")
-    drafts = attach_handoff(assign_modules(_unique(drafts), route), found, local_key)
-    return ParseResult(build_events(CARRIER, number, drafts, raw_ref, source, errors), errors)
+    shipment = Shipment(CARRIER, number, raw_ref, source)
+    return finish(shipment, _unique(drafts), route, found, local_key, errors)
 
 
 def _provider_drafts(
@@ -191,7 +188,7 @@ def _provider_drafts(
         for e in reversed(range(len(events))):
             try:
                 drafts.append(_read_event(events[e], courier, route))
-            except EVENT_ERRORS as exc:
+            except SCAN_ERRORS as exc:
                 errors.append(ParseError(number, "malformed", f"providers[{p}].events[{e}]: {exc}"))
     return drafts
 

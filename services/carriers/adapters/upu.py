@@ -2,9 +2,10 @@
 REST API (``GET /IPSAPIService/TrackAndTraceService.svc/rest/Mailitems?ids=..&lang=en``).
 
 ``UPU_EVENTS`` maps every EMSEVT code exactly as reference/tracking-standards.md does; the postal
-adapters whose carriers carry UPU codes or UPU wording (China Post, USPS, Royal Mail) import it,
-and ``upu_code_for_text`` recognises the UPU labels in free text ("Departure from outward office
-of exchange, SGSINN").
+adapters whose carriers carry UPU codes or UPU wording (China Post, USPS, Royal Mail, Australia
+Post) import it, and ``upu_code_for_text`` recognises the UPU labels in free text ("Departure from
+outward office of exchange, SGSINN"). ``classify_postal`` is how USPS, Royal Mail and Australia
+Post read a scan: their own code, else UPU wording at an office of exchange, else their own wording.
 
 Quirks handled by ``UpuAdapter`` (IPS answers; contracts §5):
 - ``Results[].OperationalMailitems[].Events[]`` carry ``LocalDateTime`` without an offset (newer
@@ -28,9 +29,10 @@ Quirks handled by ``UpuAdapter`` (IPS answers; contracts §5):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -46,6 +48,7 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     postal_handoff,
+    read_events,
     resolve_text,
     s10_origin,
     split_local,
@@ -163,6 +166,27 @@ def upu_status(code: str, reason: str = "") -> tuple[Status, Substatus | None, M
     return status, substatus, module
 
 
+def classify_postal(
+    code: str,
+    description: str,
+    codes: Mapping[str, tuple[Status, Substatus | None]],
+    rules: Iterable[tuple[re.Pattern[str], Status, Substatus | None]],
+) -> tuple[Status, Substatus | None, Module | None]:
+    """A post's scan: its ``codes`` where they know the code, else the UPU wording of a step at an
+    office of exchange, else the first of the post's own ``rules`` its text matches (in transit
+    when none does)."""
+    if code in codes:
+        status, substatus = codes[code]
+        return status, substatus, None
+    upu = upu_code_for_text(description)
+    if upu is not None and "office of exchange" in description.lower():
+        return upu_status(upu, description)
+    for pattern, status, substatus in rules:
+        if pattern.search(description):
+            return status, substatus, None
+    return Status.IN_TRANSIT, None, None
+
+
 class UpuAdapter:
     carrier = CARRIER
     name = "UPU (IPS Track and Trace API)"
@@ -176,12 +200,7 @@ class UpuAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            return _parse(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -245,30 +264,33 @@ def _parse_item(
         country_code(first(item.get("OrigCountry")).get("Code")) or s10_origin(number),
         country_code(first(item.get("DestCountry")).get("Code")),
     )
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
     redact = Redactor()
     raw_events = arr(item.get("Events"))
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_operational(raw, position, number, route, redact))
-        except (InvalidInput, ValueError, TypeError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"Events[{position}]: {exc}"))
-    for offset, raw in enumerate(edi):
-        position = len(raw_events) + offset
-        try:
-            drafts.append(_edi_record(raw, position, number, redact))
-        except (InvalidInput, ValueError, TypeError, KeyError) as exc:
-            errors.append(ParseError(number, "malformed", f"InfoFromEdi[{offset}]: {exc}"))
+    skipped = (InvalidInput, ValueError, TypeError, KeyError)
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _operational(raw, position, number, route, redact),
+        number,
+        "Events",
+        skipped=skipped,
+    )
+    edi_drafts, edi_errors = read_events(
+        edi,
+        lambda raw, position: _edi_record(raw, position, number, redact),
+        number,
+        "InfoFromEdi",
+        skipped=skipped,
+        start=len(raw_events),  # EDI records follow the operational events
+    )
     return finish(
         CARRIER,
         number,
-        drafts,
+        drafts + edi_drafts,
         raw_ref=raw_ref,
         source=source,
         newest_first=False,
         route=route,
-        errors=errors,
+        errors=errors + edi_errors,
     )
 
 

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from services.carriers.adapters.base import ParseError, ParseResult
+from services.carriers.adapters.base import ParseError, ParseResult, guarded
 from services.carriers.adapters.postal import (
     Draft,
     Redactor,
@@ -46,16 +46,17 @@ from services.carriers.adapters.postal import (
     make_location,
     merge,
     obj,
+    read_events,
     s10_origin,
     split_local,
     tag,
     text,
     utc_with_local,
 )
-from services.carriers.adapters.upu import upu_code_for_text, upu_status
+from services.carriers.adapters.upu import classify_postal
 from shared.errors import InvalidInput
 from shared.schema import Location
-from shared.taxonomy import Module, Source, Status, Substatus
+from shared.taxonomy import Source, Status, Substatus
 from shared.timeparse import ResolvedTime, format_offset, parse_offset, resolve
 
 CARRIER = "usps"
@@ -113,14 +114,14 @@ class UspsAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        try:
-            if payload.lstrip()[:1] == b"<":
-                return _parse_xml(payload, requested, raw_ref, source, http_status)
-            return _parse_json(payload, requested, raw_ref, source, http_status)
-        except Exception as exc:  # parse boundary: no payload may crash the caller's loop
-            return failed(
-                requested, "malformed", f"unexpected payload: {type(exc).__name__}: {exc}"
-            )
+        return guarded(_parse, payload, requested, raw_ref, source, http_status)
+
+
+def _parse(
+    payload: bytes, requested: str | None, raw_ref: str | None, source: Source, http_status: int
+) -> ParseResult:
+    parse = _parse_xml if payload.lstrip()[:1] == b"<" else _parse_json
+    return parse(payload, requested, raw_ref, source, http_status)
 
 
 def _error_code(http_status: int, message: str) -> str:
@@ -152,13 +153,12 @@ def _parse_json(
     if not raw_events:
         return failed(number, "not_found", "the answer has no tracking events yet")
     redact = Redactor(_names(raw_events))
-    drafts: list[Draft] = []
-    errors: list[ParseError] = []
-    for position, raw in enumerate(raw_events):
-        try:
-            drafts.append(_json_event(raw, position, redact))
-        except (InvalidInput, ValueError, TypeError, OverflowError) as exc:
-            errors.append(ParseError(number, "malformed", f"trackingEvents[{position}]: {exc}"))
+    drafts, errors = read_events(
+        raw_events,
+        lambda raw, position: _json_event(raw, position, redact),
+        number,
+        "trackingEvents",
+    )
     route = Route(s10_origin(number), "US")
     return finish(
         CARRIER,
@@ -239,7 +239,7 @@ def _draft(
     description: str,
     location: Location | None,
 ) -> Draft:
-    status, substatus, module = _classify(code, description)
+    status, substatus, module = classify_postal(code, description, EVENT_CODES, _TEXT)
     return Draft(
         position=position,
         raw_timestamp=raw_timestamp,
@@ -251,19 +251,6 @@ def _draft(
         description=description,
         location=location,
     )
-
-
-def _classify(code: str, description: str) -> tuple[Status, Substatus | None, Module | None]:
-    if code in EVENT_CODES:
-        status, substatus = EVENT_CODES[code]
-        return status, substatus, None
-    upu = upu_code_for_text(description)
-    if upu is not None and "office of exchange" in description.lower():
-        return upu_status(upu, description)
-    for pattern, status, substatus in _TEXT:
-        if pattern.search(description):
-            return status, substatus, None
-    return Status.IN_TRANSIT, None, None
 
 
 def _location(city: Any, state: Any, zip_code: Any, country: Any) -> Location | None:
@@ -350,7 +337,9 @@ def _xml_event(node: Element, position: int, redact: Redactor) -> Draft:
     )
     naive = parse_us_datetime(date, clock)
     time = resolve(
-        naive, None, location.country if location else None,
+        naive,
+        None,
+        location.country if location else None,
         region=location.region if location else None,
     )
     raw_timestamp = f"{date} {clock}".strip()
