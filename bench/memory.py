@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace) -> int:
     url = await infra.create_database(admin)
     workdir = Path(tempfile.mkdtemp(prefix="tl-mem-"))
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220,ASYNC221 - set-up
     try:
         assert receiver.stdout is not None
         hook_port = int(receiver.stdout.readline())
@@ -118,8 +118,8 @@ async def run(args: argparse.Namespace) -> int:
             "database_url": url, "bus": "kafka", "kafka_bootstrap": bootstrap, "topic_prefix": prefix,
         })  # fmt: skip
         for role in ROLES:
-            log = open(workdir / f"{role}.log", "wb")  # noqa: SIM115 - closed with the process
-            procs[role] = subprocess.Popen(
+            log = open(workdir / f"{role}.log", "wb")  # noqa: ASYNC230,SIM115 - set-up; closed with the process
+            procs[role] = subprocess.Popen(  # noqa: ASYNC220,ASYNC221 - set-up
                 [sys.executable, "-m", "services.cli", "run", role],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -222,7 +222,9 @@ async def _db_counts(url: str) -> str:
         events = await conn.fetchval("SELECT count(*) FROM tracking_event")
         sent = await conn.fetchval("SELECT count(*) FROM webhook_attempt")
         ok = await conn.fetchval("SELECT count(*) FROM webhook_delivery WHERE status = 'succeeded'")
-        polled = await conn.fetchval("SELECT count(*) FROM poll_target WHERE last_polled_at IS NOT NULL")
+        polled = await conn.fetchval(
+            "SELECT count(*) FROM poll_target WHERE last_polled_at IS NOT NULL"
+        )
         targets = await conn.fetchval("SELECT count(*) FROM poll_target")
         return (f"stored {events:,} events; webhook attempts {sent:,} ({ok:,} deliveries "
                 f"succeeded); {polled:,} of {targets:,} poll targets polled")  # fmt: skip
@@ -241,7 +243,7 @@ def _report(samples: dict[str, list[float]], procs: dict[str, subprocess.Popen[b
 
 
 async def _merchant_key(env: dict[str, str]) -> str:
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: ASYNC220,ASYNC221 - set-up
         [sys.executable, "-m", "services.cli", "tenants", "create", "memory-bench"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip

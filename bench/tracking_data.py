@@ -150,7 +150,9 @@ def derived(k: int, two_legs: bool) -> Derived:
     return _DERIVED[key]
 
 
-def rows_for(lo: int, hi: int, shipments: int, events: int) -> tuple[list[Any], list[Any], list[Any]]:
+def rows_for(
+    lo: int, hi: int, shipments: int, events: int
+) -> tuple[list[Any], list[Any], list[Any]]:
     """Shipment, leg and event rows of shipments ``lo`` to ``hi``."""
     ship_rows: list[Any] = []
     leg_rows: list[Any] = []

@@ -189,7 +189,8 @@ async def _measure(args: argparse.Namespace, url: str, tmp: Path) -> int:
         "THROUGHLINE_LOG_LEVEL": "WARNING",
         **dict(kv.split("=", 1) for kv in args.api_env),
     }
-    api = subprocess.Popen([sys.executable, "-m", "services.cli", "run", "api"], env=env, cwd=ROOT)
+    command = [sys.executable, "-m", "services.cli", "run", "api"]
+    api = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220 - set-up
     try:
         base = f"http://127.0.0.1:{api_port}"
         await _wait_up(base)
@@ -319,7 +320,9 @@ async def _counts(url: str) -> tuple[int, int]:
     conn = await asyncpg.connect(infra.asyncpg_dsn(url))
     try:
         s = await conn.fetchval("SELECT count(*) FROM shipment")
-        e = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE relname = 'tracking_event'")
+        e = await conn.fetchval(
+            "SELECT reltuples::bigint FROM pg_class WHERE relname = 'tracking_event'"
+        )
         return int(s), int(e)
     finally:
         await conn.close()
@@ -353,10 +356,21 @@ async def _fetch_checked(base: str, numbers: list[str]) -> dict[str, str]:
                     text = await r.text()
                     assert r.status == 200, (number, r.status, text[:300])
                 body = json.loads(text)
-                assert set(body) == {"tracking_number", "status", "substatus", "last_event_at",
-                                     "next_step", "customs", "legs", "modules"}, body
+                assert set(body) == {
+                    "tracking_number",
+                    "status",
+                    "substatus",
+                    "last_event_at",
+                    "next_step",
+                    "customs",
+                    "legs",
+                    "modules",
+                }, body
                 assert [m["module"] for m in body["modules"]] == [
-                    "origin", "international", "destination"]
+                    "origin",
+                    "international",
+                    "destination",
+                ]
                 assert any(m["events"] for m in body["modules"]), number
                 assert "ORDER-" not in text and "tenant" not in text, number
                 bodies[number] = text

@@ -102,7 +102,11 @@ def encode(
             for p, c, n, s, m in legs
         ],
         "modules": [
-            {"module": module, "status": module_status.get(module), "events": [_event(e) for e in rows]}
+            {
+                "module": module,
+                "status": module_status.get(module),
+                "events": [_event(e) for e in rows],
+            }
             for module, rows in group_by_module(events).items()
         ],
     }
@@ -226,9 +230,19 @@ async def tracking_json(sessions: async_sessionmaker[AsyncSession], number: str)
         stored = await repository.events_for_numbers(session, keys)
         events = [
             PublicEventRow(
-                r.occurred_at, r.occurred_at_local, r.utc_offset, r.time_basis, r.status,
-                r.substatus, r.carrier, r.tracking_number, r.carrier_code, r.description,
-                r.location, r.module, r.sequence,
+                r.occurred_at,
+                r.occurred_at_local,
+                r.utc_offset,
+                r.time_basis,
+                r.status,
+                r.substatus,
+                r.carrier,
+                r.tracking_number,
+                r.carrier_code,
+                r.description,
+                r.location,
+                r.module,
+                r.sequence,
             )  # fmt: skip
             for rows in stored.values()
             for r in rows

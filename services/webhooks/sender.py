@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import uuid
 from collections import deque
@@ -67,7 +68,11 @@ class Sender:
         self._lease_s = max(settings.webhook_lease_s, HOLD * settings.webhook_timeout_s + 30)
         # Claimed jobs wait in _ready for a free slot, so a slot seldom waits for a claim: at most
         # HOLD times the caps are held (leased) at once, in flight or ready.
-        self._ready: deque[Job] = deque()
+        # Ready jobs per endpoint, in claim order (``_seq``), and a heap of (oldest ready job,
+        # endpoint) for endpoints below their cap: a freed slot finds its next job in O(log n).
+        self._ready: dict[uuid.UUID, deque[tuple[int, Job]]] = {}
+        self._eligible: list[tuple[int, uuid.UUID]] = []
+        self._seq = 0
         self._held: dict[uuid.UUID, int] = {}
         self._in_flight: dict[uuid.UUID, int] = {}
         # Endpoints that answered 410 and are about to be disabled: not claimed meanwhile.
@@ -108,7 +113,7 @@ class Sender:
             try:
                 await self._claim_loop(stop)
             finally:
-                unsent = [job.delivery_id for job in self._ready]
+                unsent = [job.delivery_id for q in self._ready.values() for _, job in q]
                 self._ready.clear()
                 if self._tasks:
                     await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -162,12 +167,23 @@ class Sender:
                         counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
                 await repository.lease(session, [j.delivery_id for j in jobs], lease)
             came_back_full = len(rows) >= room
-        for job in jobs:
-            self._held[job.endpoint_id] = self._held.get(job.endpoint_id, 0) + 1
-            self._ready.append(job)
-        self.stats.claimed += len(jobs)
+        self._enqueue(jobs)
         self._dispatch()
         return came_back_full
+
+    def _enqueue(self, jobs: list[Job]) -> None:
+        """Claimed jobs join their endpoint's queue, in claim order."""
+        for job in jobs:
+            e = job.endpoint_id
+            self._held[e] = self._held.get(e, 0) + 1
+            self._seq += 1
+            queue = self._ready.get(e)
+            if queue is None:
+                queue = self._ready[e] = deque()
+            if not queue and self._in_flight.get(e, 0) < self._cap:
+                heapq.heappush(self._eligible, (self._seq, e))
+            queue.append((self._seq, job))
+        self.stats.claimed += len(jobs)
 
     async def _pg(self) -> Any:
         if self._pg_pool is None:
@@ -185,17 +201,26 @@ class Sender:
 
     def _dispatch(self) -> None:
         """Start ready jobs, oldest first, while the global and per-endpoint caps allow."""
-        waiting: deque[Job] = deque()
         total = self.in_flight
-        while self._ready and total < self._max:
-            job = self._ready.popleft()
-            if self._in_flight.get(job.endpoint_id, 0) < self._cap:
-                self._start(job)
-                total += 1
-            else:
-                waiting.append(job)
-        waiting.extend(self._ready)
-        self._ready = waiting
+        eligible = self._eligible
+        while eligible and total < self._max:
+            seq, e = heapq.heappop(eligible)
+            queue = self._ready.get(e)
+            if not queue or queue[0][0] != seq or self._in_flight.get(e, 0) >= self._cap:
+                continue  # stale: started, dropped, or the endpoint is at its cap meanwhile
+            _, job = queue.popleft()
+            self._start(job)
+            total += 1
+            if queue and self._in_flight[e] < self._cap:
+                heapq.heappush(eligible, (queue[0][0], e))
+            elif not queue:
+                del self._ready[e]
+
+    def _became_free(self, e: uuid.UUID) -> None:
+        """An endpoint finished a request: its oldest ready job may start again."""
+        queue = self._ready.get(e)
+        if queue and self._in_flight.get(e, 0) < self._cap:
+            heapq.heappush(self._eligible, (queue[0][0], e))
 
     def _start(self, job: Job) -> None:
         n = self._in_flight.get(job.endpoint_id, 0) + 1
@@ -222,15 +247,14 @@ class Sender:
         finally:
             _decrement(self._in_flight, job.endpoint_id)
             _decrement(self._held, job.endpoint_id)
+            self._became_free(job.endpoint_id)
             self._dispatch()
             self._slot_freed.set()
 
     def _drop_ready(self, endpoint_id: uuid.UUID) -> None:
         """The endpoint is going away: its ready jobs are not sent (disabling fails them)."""
         self._gone.add(endpoint_id)
-        dropped = [j for j in self._ready if j.endpoint_id == endpoint_id]
-        self._ready = deque(j for j in self._ready if j.endpoint_id != endpoint_id)
-        for _ in dropped:
+        for _ in self._ready.pop(endpoint_id, ()):
             _decrement(self._held, endpoint_id)
 
     async def _release(self, delivery_ids: list[int]) -> None:
