@@ -139,3 +139,39 @@ async def test_unknown_and_malformed_numbers(stack: Runtime, api: httpx.AsyncCli
     r = await api.get("/v1/tracking/ZZ0000000000")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     assert (await api.get("/v1/tracking/%3Cscript%3E")).status_code == 422
+
+
+async def test_fast_path_answers_as_the_routed_endpoint(stack: Runtime) -> None:
+    """``TrackingFastPath`` (in the API app) against the plain routed ``track`` (no fast path)."""
+    from fastapi import FastAPI
+
+    from services.timeline.api import TrackingFastPath, router
+    from shared.http import RateLimiter, install_error_handlers
+
+    await _parcel(stack)
+    routed = FastAPI()
+    routed.state.settings, routed.state.sessions = stack.settings, stack.sessions
+    install_error_handlers(routed)
+    routed.include_router(router)
+    fast = create_api_app(stack)
+    assert TrackingFastPath in [m.cls for m in fast.user_middleware]
+    for app in (routed, fast):
+        app.state.public_limiter = RateLimiter(per_minute=60, burst=4)
+    answers = []
+    for app in (routed, fast):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            got = [
+                await client.get(path)
+                for path in (
+                    f"/v1/tracking/{IMPB}",
+                    "/v1/tracking/ZZ0000000000",
+                    "/v1/tracking/%3Cb%3E",
+                    f"/v1/tracking/{FOURPX.lower()}",
+                    f"/v1/tracking/{IMPB}",  # the fifth in a burst of four: 429
+                )
+            ]
+        answers.append([(r.status_code, r.headers["content-type"], r.content) for r in got])
+        assert int(got[-1].headers["Retry-After"]) >= 1
+    assert [a[0] for a in answers[0]] == [200, 404, 422, 200, 429]
+    assert answers[0] == answers[1]
