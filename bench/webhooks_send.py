@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench import infra  # noqa: E402
-from bench.machine import CpuMeter, describe  # noqa: E402
+from bench.machine import CpuMeter, describe, start_profiler, stop_profiler  # noqa: E402
 from services.webhooks import endpoints, handlers  # noqa: E402
 from services.webhooks.events import (
     NewEvent,  # noqa: E402
@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--per-endpoint", type=int, default=5, help="requests in flight each")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the sender phase")
+    parser.add_argument("--skip-httpx", action="store_true", help="leave out the httpx loop")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
@@ -113,12 +115,15 @@ async def run(args: argparse.Namespace, port: int) -> int:
 
     raw_aiohttp = await _raw_aiohttp(base, body, n, in_flight)
     print(f"(a) raw aiohttp POST loop    {raw_aiohttp:8.0f} requests/s")
-    raw_httpx = await _raw_httpx(base, body, min(n, 3000), in_flight)
-    print(f"(b) raw httpx POST loop      {raw_httpx:8.0f} requests/s")
+    raw_httpx = None
+    if not args.skip_httpx:
+        raw_httpx = await _raw_httpx(base, body, min(n, 3000), in_flight)
+        print(f"(b) raw httpx POST loop      {raw_httpx:8.0f} requests/s")
     sender_rate, meter = await _sender(args, base, n, in_flight)
     print(f"(c) sender on {args.db:<10}     {sender_rate:8.0f} deliveries/s  ({meter.line()})")
     print(f"ratio sender / raw aiohttp: {sender_rate / raw_aiohttp:.2f}")
-    print(f"ratio raw aiohttp / raw httpx: {raw_aiohttp / raw_httpx:.1f}")
+    if raw_httpx:
+        print(f"ratio raw aiohttp / raw httpx: {raw_aiohttp / raw_httpx:.1f}")
     return 0
 
 
@@ -186,6 +191,7 @@ async def _sender(
         stop = asyncio.Event()
         sender = Sender(settings, sessions)
         meter = CpuMeter(clients=[os.getpid()])
+        profiler = start_profiler(args.profile)
         meter.start()
         started = time.perf_counter()
         task = asyncio.create_task(sender.run(stop))
@@ -195,6 +201,7 @@ async def _sender(
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
         meter.stop()
+        stop_profiler(profiler)
         stop.set()
         await task
         return n / elapsed, meter

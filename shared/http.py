@@ -12,6 +12,8 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, authenticate
 from shared.errors import (
@@ -71,26 +73,59 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def install_body_limit(app: FastAPI, max_bytes: int) -> None:
     """Refuse bodies over ``max_bytes`` before they are read whole."""
+    app.add_middleware(_BodyLimit, max_bytes=max_bytes)
 
-    @app.middleware("http")
-    async def limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_bytes):
-            return problem(
-                413, "Payload too large", f"request bodies are limited to {max_bytes} bytes"
-            )
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_bytes:
-                    return problem(
-                        413, "Payload too large", f"request bodies are limited to {max_bytes} bytes"
-                    )
-            request._body = body  # already read: let the endpoint use it
-        return await call_next(request)
+
+class _BodyLimit:
+    """Plain ASGI (no per-request task group or stream, unlike ``@app.middleware``): a request
+    with a body costs one check here, and a GET nothing but a header lookup."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # Chunked: read it all (up to the limit) before the endpoint sees any of it.
+            messages: list[Message] = []
+            size = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            pending = iter(messages)
+
+            async def replay() -> Message:
+                return next(pending, None) or await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request bodies are limited to {self.max_bytes} bytes"
+        await problem(413, "Payload too large", detail)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -150,16 +185,28 @@ def install_key_rate_limit(app: FastAPI, per_minute: int, burst: int) -> None:
     ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the bucket is full again).
     """
     app.state.key_limiter = RateLimiter(per_minute, burst)
+    app.add_middleware(_RateLimitHeaders)
 
-    @app.middleware("http")
-    async def rate_limit_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        headers: dict[str, str] | None = getattr(request.state, "rate_limit_headers", None)
-        if headers:
-            response.headers.update(headers)
-        return response
+
+class _RateLimitHeaders:
+    """Adds the headers ``require_scope`` left in the request state to the answer (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: dict[str, str] | None = scope.get("state", {}).get("rate_limit_headers")
+                if headers:
+                    MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from services.merchants.api import bulk_router
 from services.merchants.api import router as merchants_router
 from services.merchants.handlers import Registered, RegisterRow
 from services.merchants.schemas import BulkRow
+from services.timeline.api import install_tracking_fast_path
 from services.timeline.api import router as timeline_router
 from services.timeline.handlers import RegisterShipment, register_shipment
 from services.timeline.page import router as tracking_page_router
@@ -45,6 +46,7 @@ def create_api_app(rt: Runtime) -> FastAPI:
     app.state.bus = rt.bus
     app.state.public_limiter = RateLimiter(rt.settings.public_rate_per_minute)
     install_error_handlers(app)
+    install_tracking_fast_path(app)
     install_body_limit(app, rt.settings.max_body_bytes)
     install_key_rate_limit(
         app, rt.settings.merchant_rate_per_minute, rt.settings.merchant_rate_burst

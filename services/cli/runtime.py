@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.timeline.reads import close_reads
 from shared.bus import Bus
 from shared.bus.kafka import KafkaBus
 from shared.bus.sql import SqlBus
@@ -50,6 +51,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield Runtime(settings, engine, sessions, bus, OutboxRelay(bus, sessions))
     finally:
         await bus.close()
+        await close_reads(engine)
         await engine.dispose()
 
 

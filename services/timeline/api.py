@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.timeline import repository
+from services.timeline import reads, repository
 from services.timeline.handlers import AddLeg, RegisterShipment, add_leg, register_shipment
-from services.timeline.models import Shipment
 from services.timeline.schemas import LegIn, LegOut, ShipmentIn, ShipmentOut, TrackingOut
-from services.timeline.views import leg_out, public_timeline, shipment_out
+from services.timeline.views import leg_out, shipment_out
 from shared.auth import Principal
-from shared.errors import NotFound
+from shared.errors import NotFound, ThroughlineError
 from shared.http import SessionDep, problem, require_scope
 from shared.numbers import normalise
 from shared.outbox import OutboxRelay
@@ -111,22 +111,64 @@ async def get_shipment(
     tags=["tracking"],
     responses={404: {"description": "unknown number"}, 429: {"description": "rate limited"}},
 )
-async def track(
-    tracking_number: str, session: SessionDep, request: Request
-) -> TrackingOut | Response:
+async def track(tracking_number: str, request: Request) -> Response:
     """Public end-to-end timeline by any of the parcel's numbers, grouped by module."""
-    limiter = request.app.state.public_limiter
-    wait = limiter.check(request.client.host if request.client else "unknown")
+    return await _tracking(
+        request.app, request.client.host if request.client else None, tracking_number
+    )
+
+
+async def _tracking(app: FastAPI, client: str | None, raw: str) -> Response:
+    limiter = app.state.public_limiter
+    wait = limiter.check(client or "unknown")
     if wait:
         resp = problem(
             429, "Too many requests", "slow down: the public tracking endpoint is rate limited"
         )
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
-    number = normalise(tracking_number)
-    shipment: Shipment | None = await repository.find_by_any_number(session, number)
-    if shipment is None:
+    number = normalise(raw)
+    body = await reads.tracking_json(app.state.sessions, number)
+    if body is None:
         raise NotFound(f"no parcel with tracking number {number}")
-    numbers = {(leg.carrier, leg.tracking_number) for leg in shipment.legs}
-    events = await repository.events_for_numbers(session, numbers)
-    return public_timeline(number, shipment, [e for rows in events.values() for e in rows])
+    return Response(body, media_type="application/json")
+
+
+_TRACKING = "/v1/tracking/"
+
+
+class TrackingFastPath:
+    """``GET /v1/tracking/{number}`` answered in front of the router (plain ASGI).
+
+    The busiest public endpoint skips route matching over every API route, dependency solving and
+    the endpoint wrappers; it runs the same ``_tracking`` as the routed ``track`` (which stays,
+    for the OpenAPI document and any request this does not take), and errors are rendered by the
+    app's own exception handler, so the answers are the same. Anything but a plain GET of one
+    path segment goes on to the app.
+    """
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            raw = path[len(_TRACKING) :]
+            if path.startswith(_TRACKING) and raw and "/" not in raw:
+                client = scope.get("client")
+                try:
+                    response = await _tracking(self.api, client[0] if client else None, raw)
+                except ThroughlineError as exc:
+                    handler = self.api.exception_handlers[ThroughlineError]
+                    response = await handler(Request(scope, receive), exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install_tracking_fast_path(app: FastAPI) -> None:
+    app.add_middleware(TrackingFastPath, api=app)

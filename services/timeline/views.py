@@ -16,7 +16,7 @@ from services.timeline.schemas import (
     ShipmentOut,
     TrackingOut,
 )
-from services.timeline.status import chronological
+from services.timeline.status import E, chronological
 from shared.taxonomy import Module, Status, Substatus
 
 S, U = Status, Substatus
@@ -78,10 +78,14 @@ def _customs(shipment: Shipment) -> CustomsState:
     return CustomsState.from_dict(shipment.customs)
 
 
-def _current_module(shipment: Shipment) -> str | None:
+def current_module(module_status: dict[str, str] | None) -> str | None:
     """The furthest module any event reached (modules only move forward)."""
-    modules = [m.value for m in Module if m.value in (shipment.module_status or {})]
+    modules = [m.value for m in Module if m.value in (module_status or {})]
     return modules[-1] if modules else None
+
+
+def _current_module(shipment: Shipment) -> str | None:
+    return current_module(shipment.module_status)
 
 
 def shipment_next_step(shipment: Shipment) -> str:
@@ -154,9 +158,9 @@ def _public_event(row: TrackingEventRow) -> PublicEvent:
     )
 
 
-def group_by_module(rows: Sequence[TrackingEventRow]) -> dict[str, list[TrackingEventRow]]:
+def group_by_module(rows: Sequence[E]) -> dict[str, list[E]]:
     """Events in journey order per module; an event without a module joins the one before it."""
-    groups: dict[str, list[TrackingEventRow]] = {m.value: [] for m in Module}
+    groups: dict[str, list[E]] = {m.value: [] for m in Module}
     current = Module.ORIGIN.value
     for row in chronological(rows):
         current = row.module or current

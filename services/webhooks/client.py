@@ -27,6 +27,7 @@ from services.webhooks import ssrf
 from services.webhooks.schedule import SLOW_DOWN, parse_retry_after
 
 KEPT_RESPONSE_BYTES = 2048
+_UNCHECKED = object()
 USER_AGENT = "Throughline-Webhooks/0.1 (+https://www.standardwebhooks.com/)"
 
 
@@ -76,6 +77,8 @@ class WebhookClient:
         self._allow_loopback = allow_loopback
         self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        # Syntax and IP-literal verdicts per URL (names are checked at every connection instead).
+        self._literal_checks: dict[str, tuple[type[Exception], str] | None | object] = {}
 
     async def __aenter__(self) -> WebhookClient:
         connector = aiohttp.TCPConnector(
@@ -137,10 +140,24 @@ class WebhookClient:
             return Outcome(None, _ms(started), error=_describe(exc))
 
     def _check_literal(self, url: str) -> None:
-        target = ssrf.parse_url(url)
-        literal = ssrf.ip_literal(target.host)
-        if literal is not None:
-            ssrf.check_addresses(target.host, [str(literal)], allow_loopback=self._allow_loopback)
+        refused = self._literal_checks.get(url, _UNCHECKED)
+        if refused is _UNCHECKED:
+            refused = None
+            try:
+                target = ssrf.parse_url(url)
+                literal = ssrf.ip_literal(target.host)
+                if literal is not None:
+                    ssrf.check_addresses(
+                        target.host, [str(literal)], allow_loopback=self._allow_loopback
+                    )
+            except (ssrf.UnsafeUrl, ssrf.ForbiddenAddress) as exc:
+                refused = (type(exc), str(exc))
+            if len(self._literal_checks) > 10_000:
+                self._literal_checks.clear()
+            self._literal_checks[url] = refused  # the rules depend on the URL alone
+        if refused is not None:
+            kind, message = refused  # type: ignore[misc]
+            raise kind(message)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """At most ``max_response_bytes`` of the body; True when there was more."""

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.webhooks import repository, signing
+from services.webhooks import claims, repository, signing
 from services.webhooks.client import WebhookClient
 from services.webhooks.handlers import AttemptResult, Policy, schedule_stale, settle
 from shared.bus.runner import is_transient
@@ -67,7 +68,11 @@ class Sender:
         self._lease_s = max(settings.webhook_lease_s, HOLD * settings.webhook_timeout_s + 30)
         # Claimed jobs wait in _ready for a free slot, so a slot seldom waits for a claim: at most
         # HOLD times the caps are held (leased) at once, in flight or ready.
-        self._ready: deque[Job] = deque()
+        # Ready jobs per endpoint, in claim order (``_seq``), and a heap of (oldest ready job,
+        # endpoint) for endpoints below their cap: a freed slot finds its next job in O(log n).
+        self._ready: dict[uuid.UUID, deque[tuple[int, Job]]] = {}
+        self._eligible: list[tuple[int, uuid.UUID]] = []
+        self._seq = 0
         self._held: dict[uuid.UUID, int] = {}
         self._in_flight: dict[uuid.UUID, int] = {}
         # Endpoints that answered 410 and are about to be disabled: not claimed meanwhile.
@@ -77,6 +82,14 @@ class Sender:
         self._have_results = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._client: WebhookClient | None = None
+        engine = sessions.kw.get("bind")
+        # PostgreSQL: claims and successes go through claims.py on plain connections of our own.
+        self._pg_dsn = (
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if engine is not None and engine.dialect.name == "postgresql"
+            else None
+        )
+        self._pg_pool: Any = None
         self.stats = SenderStats()
 
     @property
@@ -100,7 +113,7 @@ class Sender:
             try:
                 await self._claim_loop(stop)
             finally:
-                unsent = [job.delivery_id for job in self._ready]
+                unsent = [job.delivery_id for q in self._ready.values() for _, job in q]
                 self._ready.clear()
                 if self._tasks:
                     await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -111,6 +124,8 @@ class Sender:
                 with contextlib.suppress(asyncio.CancelledError):
                     await stale
                 await self._release(unsent)
+                if self._pg_pool is not None:
+                    await self._pg_pool.close()
             log.info("webhook sender stopped", extra={"attempts": self.stats.attempts})
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
@@ -129,38 +144,83 @@ class Sender:
         if room <= 0:
             return False
         per_endpoint = HOLD * self._cap
-        counts = dict(self._held)
-        full = [e for e, n in counts.items() if n >= per_endpoint] + list(self._gone)
+        full = [e for e, n in self._held.items() if n >= per_endpoint] + list(self._gone)
         now = utcnow()
-        async with transaction(self._sessions) as session:
-            rows = await repository.claim_due(session, now, limit=room, exclude=full)
-            jobs = []
-            for row in rows:
-                if counts.get(row.endpoint_id, 0) < per_endpoint:
-                    jobs.append(row)
-                    counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
-            lease = now + timedelta(seconds=self._lease_s)
-            await repository.lease(session, [j.delivery_id for j in jobs], lease)
-        for job in jobs:
-            self._held[job.endpoint_id] = self._held.get(job.endpoint_id, 0) + 1
-            self._ready.append(job)
-        self.stats.claimed += len(jobs)
+        lease = now + timedelta(seconds=self._lease_s)
+        if self._pg_dsn is not None:
+            pool = await self._pg()
+            async with pool.acquire() as conn:
+                jobs = await claims.claim(
+                    conn, now, lease, limit=room, per_endpoint=per_endpoint,
+                    held=self._held, exclude=full,
+                )  # fmt: skip
+            # Rows over an endpoint's share are not taken, so "full" means the limit was reached.
+            came_back_full = len(jobs) >= room
+        else:
+            counts = dict(self._held)
+            async with transaction(self._sessions) as session:
+                rows = await repository.claim_due(session, now, limit=room, exclude=full)
+                jobs = []
+                for row in rows:
+                    if counts.get(row.endpoint_id, 0) < per_endpoint:
+                        jobs.append(row)
+                        counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
+                await repository.lease(session, [j.delivery_id for j in jobs], lease)
+            came_back_full = len(rows) >= room
+        self._enqueue(jobs)
         self._dispatch()
-        return len(rows) >= room
+        return came_back_full
+
+    def _enqueue(self, jobs: list[Job]) -> None:
+        """Claimed jobs join their endpoint's queue, in claim order."""
+        for job in jobs:
+            e = job.endpoint_id
+            self._held[e] = self._held.get(e, 0) + 1
+            self._seq += 1
+            queue = self._ready.get(e)
+            if queue is None:
+                queue = self._ready[e] = deque()
+            if not queue and self._in_flight.get(e, 0) < self._cap:
+                heapq.heappush(self._eligible, (self._seq, e))
+            queue.append((self._seq, job))
+        self.stats.claimed += len(jobs)
+
+    async def _pg(self) -> Any:
+        if self._pg_pool is None:
+            import asyncpg
+
+            assert self._pg_dsn is not None
+            self._pg_pool = await asyncpg.create_pool(
+                self._pg_dsn,
+                min_size=1,
+                max_size=3,
+                reset=_no_reset,
+                server_settings={"synchronous_commit": "off"},
+            )
+        return self._pg_pool
 
     def _dispatch(self) -> None:
         """Start ready jobs, oldest first, while the global and per-endpoint caps allow."""
-        waiting: deque[Job] = deque()
         total = self.in_flight
-        while self._ready and total < self._max:
-            job = self._ready.popleft()
-            if self._in_flight.get(job.endpoint_id, 0) < self._cap:
-                self._start(job)
-                total += 1
-            else:
-                waiting.append(job)
-        waiting.extend(self._ready)
-        self._ready = waiting
+        eligible = self._eligible
+        while eligible and total < self._max:
+            seq, e = heapq.heappop(eligible)
+            queue = self._ready.get(e)
+            if not queue or queue[0][0] != seq or self._in_flight.get(e, 0) >= self._cap:
+                continue  # stale: started, dropped, or the endpoint is at its cap meanwhile
+            _, job = queue.popleft()
+            self._start(job)
+            total += 1
+            if queue and self._in_flight[e] < self._cap:
+                heapq.heappush(eligible, (queue[0][0], e))
+            elif not queue:
+                del self._ready[e]
+
+    def _became_free(self, e: uuid.UUID) -> None:
+        """An endpoint finished a request: its oldest ready job may start again."""
+        queue = self._ready.get(e)
+        if queue and self._in_flight.get(e, 0) < self._cap:
+            heapq.heappush(self._eligible, (queue[0][0], e))
 
     def _start(self, job: Job) -> None:
         n = self._in_flight.get(job.endpoint_id, 0) + 1
@@ -187,15 +247,14 @@ class Sender:
         finally:
             _decrement(self._in_flight, job.endpoint_id)
             _decrement(self._held, job.endpoint_id)
+            self._became_free(job.endpoint_id)
             self._dispatch()
             self._slot_freed.set()
 
     def _drop_ready(self, endpoint_id: uuid.UUID) -> None:
         """The endpoint is going away: its ready jobs are not sent (disabling fails them)."""
         self._gone.add(endpoint_id)
-        dropped = [j for j in self._ready if j.endpoint_id == endpoint_id]
-        self._ready = deque(j for j in self._ready if j.endpoint_id != endpoint_id)
-        for _ in dropped:
+        for _ in self._ready.pop(endpoint_id, ()):
             _decrement(self._held, endpoint_id)
 
     async def _release(self, delivery_ids: list[int]) -> None:
@@ -224,8 +283,18 @@ class Sender:
 
     async def _settle(self, batch: list[AttemptResult]) -> None:
         async def write() -> None:
-            async with transaction(self._sessions) as session:
-                await settle(session, batch, self._policy, utcnow())
+            rest = batch
+            if self._pg_dsn is not None:
+                ok = [r for r in batch if r.outcome.ok]
+                rest = [r for r in batch if not r.outcome.ok]
+                if ok:
+                    pool = await self._pg()
+                    async with pool.acquire() as conn:
+                        await claims.record_successes(conn, ok, utcnow())
+                    batch[:] = rest  # written: a retry of write() must not record them twice
+            if rest:
+                async with transaction(self._sessions) as session:
+                    await settle(session, rest, self._policy, utcnow())
 
         try:
             await self._retrying(write)
@@ -255,7 +324,7 @@ class Sender:
             try:
                 return await call()
             except Exception as exc:
-                if not is_transient(exc) or loop.time() - started > 600:
+                if not _transient(exc) or loop.time() - started > 600:
                     raise
                 attempt += 1
                 log.warning("webhook sender: transient failure", extra={"error": repr(exc)})
@@ -270,6 +339,28 @@ async def _first(a: Awaitable[object], b: Awaitable[object] | None, timeout: flo
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _transient(exc: BaseException) -> bool:
+    """The bus runner's rule, plus what a plain asyncpg connection raises for the same causes."""
+    if is_transient(exc):
+        return True
+    try:
+        import asyncpg
+    except ImportError:
+        return False
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.SerializationError
+        | asyncpg.exceptions.DeadlockDetectedError,
+    )
+
+
+async def _no_reset(_conn: object) -> None:
+    """Only single statements outside transactions run on these connections: nothing to reset."""
 
 
 def _decrement(counts: dict[uuid.UUID, int], key: uuid.UUID) -> None:
