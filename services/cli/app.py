@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +21,7 @@ from services.timeline.api import router as timeline_router
 from services.timeline.handlers import RegisterShipment, register_shipment
 from services.timeline.page import router as tracking_page_router
 from services.webhooks.api import router as webhooks_router
+from shared import metrics
 from shared.http import (
     RateLimiter,
     install_body_limit,
@@ -46,6 +49,7 @@ def create_api_app(rt: Runtime) -> FastAPI:
     app.state.public_limiter = RateLimiter(rt.settings.public_rate_per_minute)
     install_error_handlers(app)
     install_body_limit(app, rt.settings.max_body_bytes)
+    install_request_metrics(app)
     install_key_rate_limit(
         app, rt.settings.merchant_rate_per_minute, rt.settings.merchant_rate_burst
     )
@@ -71,7 +75,34 @@ def create_api_app(rt: Runtime) -> FastAPI:
             return problem(503, "Not ready", f"database unavailable: {type(exc).__name__}")
         return JSONResponse({"status": "ready"})
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process, in the text exposition format."""
+        await metrics.refresh_open_alerts(rt.engine)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     return app
+
+
+def install_request_metrics(app: FastAPI) -> None:
+    """Count and time every answer by route template (never the raw path: numbers are many)."""
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.monotonic() - started)
+        return response
 
 
 def timeline_registration(settings: Settings) -> RegisterRow:
