@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,8 @@ from shared.http import (
 )
 from shared.schema import TOPIC_SHIPMENT_UPDATES
 from shared.settings import Settings
+
+READY_TIMEOUT_S = 2.0
 
 
 def create_api_app(rt: Runtime) -> FastAPI:
@@ -67,10 +70,15 @@ def create_api_app(rt: Runtime) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers."""
-        try:
+        """Readiness: the database answers within two seconds."""
+
+        async def ping() -> None:
             async with rt.engine.connect() as conn:
                 await conn.execute(text("select 1"))
+
+        try:
+            # A partitioned network never answers: readiness says so instead of hanging.
+            await asyncio.wait_for(ping(), READY_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
             return problem(503, "Not ready", f"database unavailable: {type(exc).__name__}")
         return JSONResponse({"status": "ready"})

@@ -42,12 +42,35 @@ class ConsumerStats:
     dlq_reasons: dict[str, int] = field(default_factory=dict)
 
 
+# SQLSTATE classes of a server that is away or busy, not of a bad record: connection exception
+# (08), insufficient resources (53, e.g. too many connections), operator intervention (57: shut
+# down, crashed, "the database system is starting up" while it replays its WAL); and the two
+# conflicts that succeed when tried again (serialization failure, deadlock).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+_TRANSIENT_SQLSTATES = ("40001", "40P01")
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, RetryableError | OSError | TimeoutError | ConnectionError):
         return True
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _transient_sqlstate(exc)
+
+
+def _transient_sqlstate(exc: BaseException) -> bool:
+    """The network's error or the server's SQLSTATE, raised by asyncpg itself (a pool connect) or wrapped by SQLAlchemy."""
+    for err in (exc, getattr(exc, "orig", None)):
+        if isinstance(err, OSError | TimeoutError):  # a driver error wrapping the network's
+            return True
+        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if isinstance(code, str) and (
+            code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code in _TRANSIENT_SQLSTATES
+        ):
+            return True
+    return False
 
 
 @dataclass
