@@ -124,17 +124,25 @@ async def ingest_through_fault(
                 await asyncio.sleep(0.05)
             report.kills.append(stored)
             second = asyncio.create_task(_publish(rt.bus, topic, records[half:]))
+            fault_began = time.monotonic()
             what = await fault()
+            fault_ended = time.monotonic()
+            at_end = stored = await _stored(store, stored)
             await second
             while (stored := await _stored(store, stored)) < n or await _outbox(store) != 0:
                 _alive(consumers, deadline, f"{stored}/{n} stored after the fault")
                 await asyncio.sleep(0.2)
             _alive(consumers, deadline, "the end")
+            caught_up = time.monotonic()
         summary = await verify(store, workload, report, seed)
     finally:
         consumers.stop()
         await store.engine.dispose()
-    return f"{what}; {summary}; {time.monotonic() - started:.0f} s"
+    checked = summary.split("starts, ", 1)[-1]
+    return (
+        f"{what} ({fault_ended - fault_began:.0f} s, {at_end}/{n} stored when it ended, all "
+        f"{caught_up - fault_ended:.0f} s later); {checked}; {time.monotonic() - started:.0f} s"
+    )
 
 
 def _alive(consumers: Consumers, deadline: float, what: str) -> None:
