@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -143,11 +144,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def _bearer(authorization: str | None, x_api_key: str | None) -> str | None:
+# Declared as security schemes, so the OpenAPI document says how to authenticate (and clients and
+# fuzzers send a key instead of treating the headers as free-form parameters). Either one works.
+_BEARER = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer tl_...`")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: tl_...")
+
+
+def _bearer(
+    authorization: HTTPAuthorizationCredentials | None, x_api_key: str | None
+) -> str | None:
     if x_api_key:
         return x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
+    if authorization is not None:
+        return authorization.credentials.strip()
     return None
 
 
@@ -157,8 +166,8 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request,
         session: SessionDep,
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
+        authorization: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None,
+        x_api_key: Annotated[str | None, Depends(_API_KEY)] = None,
     ) -> Principal:
         principal = await authenticate(session, _bearer(authorization, x_api_key))
         principal.require(scope)

@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    metrics_host: str = Field(default="127.0.0.1", description="where /metrics listens")
+    metrics_port: int = Field(
+        default=0,
+        description="serve Prometheus /metrics on this port in any role (0: off; the api role "
+        "serves /metrics on its own port too)",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private PostgreSQL cluster for tests and benchmarks, under .local/postgres (ignored by git).
-#   deploy/local/postgres.sh start|stop|status|url
+#   deploy/local/postgres.sh start|stop|status|url|bindir
 # Installs Debian's postgresql if no server binaries are found. Listens on 127.0.0.1 only,
 # port 55432 (THROUGHLINE_PG_PORT overrides). Trust auth: test data only, loopback only.
 set -euo pipefail
@@ -227,5 +227,6 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     url) echo "$URL" ;;
-    *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
+    bindir) [[ -n "$BIN" ]] && echo "$BIN" ;;
+    *) echo "usage: $0 start|stop|status|url|bindir" >&2; exit 2 ;;
 esac

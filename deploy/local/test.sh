@@ -13,9 +13,15 @@ cd "$ROOT"
 
 THROUGHLINE_TEST_PG_URL="$("$HERE/postgres.sh" url)"
 THROUGHLINE_TEST_KAFKA="$("$HERE/kafka.sh" bootstrap)"
-export THROUGHLINE_TEST_PG_URL THROUGHLINE_TEST_KAFKA
+# The fault tests start their own PostgreSQL cluster and Kafka broker (which they crash) from
+# the same binaries and jars, never the shared servers above.
+THROUGHLINE_TEST_PG_BIN="$("$HERE/postgres.sh" bindir)"
+THROUGHLINE_TEST_KAFKA_LIBS="$ROOT/.local/kafka/libs"
+export THROUGHLINE_TEST_PG_URL THROUGHLINE_TEST_KAFKA THROUGHLINE_TEST_PG_BIN THROUGHLINE_TEST_KAFKA_LIBS
 echo "test: THROUGHLINE_TEST_PG_URL=$THROUGHLINE_TEST_PG_URL"
 echo "test: THROUGHLINE_TEST_KAFKA=$THROUGHLINE_TEST_KAFKA"
+echo "test: THROUGHLINE_TEST_PG_BIN=$THROUGHLINE_TEST_PG_BIN"
+echo "test: THROUGHLINE_TEST_KAFKA_LIBS=$THROUGHLINE_TEST_KAFKA_LIBS"
 
 mkdir -p test-artifacts
 rc=0

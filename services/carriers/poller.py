@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from services.carriers.scheduler import (
     refill,
     throttled,
 )
+from shared import metrics
 from shared.bus import Bus, OutRecord
 from shared.db import transaction, utcnow
 from shared.schema import TOPIC_EVENTS, TOPIC_RAW, RawPayload, dlq_topic, encode
@@ -134,14 +136,18 @@ class Poller:
 
     async def _fetch(self, key: tuple[str, str]) -> Outcome:
         async with self._limit:
+            started = time.monotonic()
             try:
                 result = await self._fetchers[key[0]].fetch(key[1])
             except CarrierUnavailable as exc:
+                _measure(key[0], started, "unavailable", metrics.poll_error_reason(exc.status_code))
                 return Outcome(
                     key, error=str(exc), retry_after=exc.retry_after, status_code=exc.status_code
                 )
             except Exception as exc:  # noqa: BLE001 - one number's failure is data, not a crash
+                _measure(key[0], started, "error", "other")
                 return Outcome(key, error=repr(exc))
+        _measure(key[0], started, "ok")
         self.stats.polls += 1
         return Outcome(key, result=result)
 
@@ -187,6 +193,7 @@ class Poller:
             o.not_found = not parsed.events and any(e.code == "not_found" for e in parsed.errors)
             malformed = [e.message for e in parsed.errors if e.code == "malformed"]
             if malformed:
+                metrics.CARRIER_DLQ.labels(o.key[0]).inc()
                 dead.append(
                     OutRecord(
                         key,
@@ -264,6 +271,13 @@ class Poller:
             quota = await repository.lock_quota(session, carrier, now, limits.burst)
             tokens = refill(quota.tokens, quota.refilled_at, now, limits)
             quota.tokens, quota.refilled_at = throttled(tokens, seconds, limits), now
+
+
+def _measure(carrier: str, started: float, outcome: str, reason: str | None = None) -> None:
+    metrics.CARRIER_POLL_SECONDS.labels(carrier).observe(time.monotonic() - started)
+    metrics.CARRIER_POLLS.labels(carrier, outcome).inc()
+    if reason is not None:
+        metrics.CARRIER_POLL_ERRORS.labels(carrier, reason).inc()
 
 
 def _apply(target: PollTarget, o: Outcome, now: datetime, s: Settings, stats: PollerStats) -> None:

@@ -125,6 +125,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     from services.cli.roles import ROLES
     from services.cli.runtime import runtime, stop_on_signals
+    from shared.metrics import metrics_server
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -134,8 +135,9 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             await serve_simulator(settings, stop)
             return
-        async with runtime(settings) as rt:
-            await ROLES[args.role](rt, stop)
+        with metrics_server(settings.metrics_host, settings.metrics_port):
+            async with runtime(settings) as rt:
+                await ROLES[args.role](rt, stop)
 
     _run_loop(go())
     return 0

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +24,9 @@ from services.timeline.api import router as timeline_router
 from services.timeline.handlers import RegisterShipment, register_shipment
 from services.timeline.page import router as tracking_page_router
 from services.webhooks.api import router as webhooks_router
+from shared import metrics
 from shared.http import (
+    PROBLEM,
     RateLimiter,
     install_body_limit,
     install_error_handlers,
@@ -29,6 +35,8 @@ from shared.http import (
 )
 from shared.schema import TOPIC_SHIPMENT_UPDATES
 from shared.settings import Settings
+
+READY_TIMEOUT_S = 2.0
 
 
 def create_api_app(rt: Runtime) -> FastAPI:
@@ -48,6 +56,8 @@ def create_api_app(rt: Runtime) -> FastAPI:
     install_error_handlers(app)
     install_tracking_fast_path(app)
     install_body_limit(app, rt.settings.max_body_bytes)
+    install_request_metrics(app)
+    install_problem_documents(app)
     install_key_rate_limit(
         app, rt.settings.merchant_rate_per_minute, rt.settings.merchant_rate_burst
     )
@@ -65,15 +75,111 @@ def create_api_app(rt: Runtime) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers."""
-        try:
+        """Readiness: the database answers within two seconds."""
+
+        async def ping() -> None:
             async with rt.engine.connect() as conn:
                 await conn.execute(text("select 1"))
+
+        try:
+            # A partitioned network never answers: readiness says so instead of hanging.
+            await asyncio.wait_for(ping(), READY_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
             return problem(503, "Not ready", f"database unavailable: {type(exc).__name__}")
         return JSONResponse({"status": "ready"})
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process, in the text exposition format."""
+        await metrics.refresh_open_alerts(rt.engine)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     return app
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_ERRORS = {
+    "401": "no API key, or one that is unknown, malformed or revoked",
+    "403": "the API key lacks the scope this operation needs",
+    "404": "no such resource for this tenant",
+    "413": "the request body is over the size limit",
+    "422": "the request is invalid; `errors` says where",
+    "429": "rate limited; `Retry-After` says when to come back",
+}
+
+
+def install_problem_documents(app: FastAPI) -> None:
+    """Document the errors every operation can answer, as the problem+json they are.
+
+    The error handlers answer every 4xx as ``application/problem+json``; FastAPI's generated
+    document only knows its own 422 shape. Authenticated operations may answer 401, 403 and
+    429; operations on a path with a parameter 404; operations with a body 413.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem_content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, item in doc.get("paths", {}).items():
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                wanted = {"422"} if op.get("parameters") or op.get("requestBody") else set()
+                if op.get("security"):
+                    wanted |= {"401", "403", "429"}
+                if "{" in path:
+                    wanted.add("404")
+                if op.get("requestBody"):
+                    wanted.add("413")
+                for code in wanted:
+                    responses.setdefault(code, {"description": _ERRORS[code]})
+                for code, response in responses.items():
+                    if code.startswith("4"):
+                        response["content"] = problem_content
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_request_metrics(app: FastAPI) -> None:
+    """Count and time every answer by route template (never the raw path: numbers are many)."""
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.monotonic() - started)
+        return response
 
 
 def timeline_registration(settings: Settings) -> RegisterRow:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.webhooks import endpoints, repository
 from services.webhooks.events import EVENT_TYPES
@@ -39,6 +39,9 @@ from shared.auth import Principal
 from shared.db import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.http import SessionDep, require_scope
+
+# Delivery ids are 64-bit database keys: a larger number is no delivery, not a server error.
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 Merchant = Annotated[Principal, Depends(require_scope("merchant"))]
@@ -203,7 +206,7 @@ async def list_deliveries(
 
 @router.get("/webhook-deliveries/{delivery_id}", response_model=DeliveryDetail)
 async def get_delivery(
-    delivery_id: int, principal: Merchant, session: SessionDep
+    delivery_id: DeliveryId, principal: Merchant, session: SessionDep
 ) -> DeliveryDetail:
     """One delivery with its payload and every attempt."""
     delivery = await repository.get_delivery(session, principal.tenant_id, delivery_id)
@@ -222,7 +225,7 @@ async def get_delivery(
     "/webhook-deliveries/{delivery_id}/replay", status_code=202, response_model=DeliveryOut
 )
 async def replay_delivery(
-    delivery_id: int, principal: Merchant, session: SessionDep
+    delivery_id: DeliveryId, principal: Merchant, session: SessionDep
 ) -> DeliveryOut:
     """Send one delivery again now (same ``webhook-id``: the receiver sees the same event)."""
     delivery = await endpoints.replay_delivery(session, principal.tenant_id, delivery_id, utcnow())

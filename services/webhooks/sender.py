@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.webhooks import claims, repository, signing
 from services.webhooks.client import WebhookClient
 from services.webhooks.handlers import AttemptResult, Policy, schedule_stale, settle
+from shared import metrics
 from shared.bus.runner import is_transient
 from shared.db import transaction, utcnow
 from shared.settings import Settings
@@ -244,6 +245,9 @@ class Sender:
             self._have_results.set()
             self.stats.attempts += 1
             self.stats.succeeded += outcome.ok
+            kind = metrics.webhook_outcome(outcome.status_code)
+            metrics.WEBHOOK_ATTEMPTS.labels(kind).inc()
+            metrics.WEBHOOK_SECONDS.labels(kind).observe(outcome.latency_ms / 1000)
         finally:
             _decrement(self._in_flight, job.endpoint_id)
             _decrement(self._held, job.endpoint_id)

@@ -135,6 +135,20 @@ class _KafkaConsumer:
         """The (topic, partition) pairs this consumer owns in the current group generation."""
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Per owned partition: the highwater (as of the last fetch) minus our position."""
+        lags: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:  # nothing fetched from this partition yet
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except (KafkaError, AssertionError):  # revoked meanwhile
+                continue
+            lags[(tp.topic, tp.partition)] = max(0, high - position)
+        return lags
+
     async def commit(self, records: Sequence[InRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
         for r in records:

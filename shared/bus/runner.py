@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from shared import metrics
 from shared.bus import Bus, Consumer, InRecord, OutRecord
 from shared.errors import InvalidInput, RetryableError
 from shared.schema import RawPayload, ShipmentUpdate, TrackingEvent, decode
@@ -40,12 +42,35 @@ class ConsumerStats:
     dlq_reasons: dict[str, int] = field(default_factory=dict)
 
 
+# SQLSTATE classes of a server that is away or busy, not of a bad record: connection exception
+# (08), insufficient resources (53, e.g. too many connections), operator intervention (57: shut
+# down, crashed, "the database system is starting up" while it replays its WAL); and the two
+# conflicts that succeed when tried again (serialization failure, deadlock).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+_TRANSIENT_SQLSTATES = ("40001", "40P01")
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, RetryableError | OSError | TimeoutError | ConnectionError):
         return True
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _transient_sqlstate(exc)
+
+
+def _transient_sqlstate(exc: BaseException) -> bool:
+    """The network's error or the server's SQLSTATE, raised by asyncpg itself (a pool connect) or wrapped by SQLAlchemy."""
+    for err in (exc, getattr(exc, "orig", None)):
+        if isinstance(err, OSError | TimeoutError):  # a driver error wrapping the network's
+            return True
+        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if isinstance(code, str) and (
+            code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code in _TRANSIENT_SQLSTATES
+        ):
+            return True
+    return False
 
 
 @dataclass
@@ -58,6 +83,10 @@ class ConsumerLoop:
     wait_ms: int = 200
     give_up_after_s: float = 600.0
     stats: ConsumerStats = field(default_factory=ConsumerStats)
+    lag_every_s: float = 1.0  # how often the lag gauges are refreshed
+    _batch: list[InRecord] = field(default_factory=list, init=False, repr=False)
+    _lag_at: float = field(default=float("-inf"), init=False, repr=False)
+    _lag_labels: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with self.bus.consumer(self.group, self.topics) as consumer:
@@ -66,22 +95,68 @@ class ConsumerLoop:
                 records = await self._retrying(lambda: consumer.poll(self.batch_size, self.wait_ms))
                 if records:
                     await self.process(consumer, records)
+                await self._report_lag(consumer)
             log.info("consumer stopped", extra={"group": self.group})
 
     async def process(self, consumer: Consumer, records: list[InRecord]) -> None:
         """One batch, start to finish; the in-flight batch always completes before a stop."""
+        started = asyncio.get_running_loop().time()
+        self._batch = records
         good: list[Decoded] = []
         for record in records:
             try:
                 good.append((record, decode(record.value)))
             except InvalidInput as exc:
                 await self._dead_letter(consumer, record, "invalid_record", str(exc))
+        dead_before = self.stats.dead_lettered
         outbox = await self._handle(consumer, good) if good else []
+        dead_in_handling = self.stats.dead_lettered - dead_before
         for topic, out in _group(outbox).items():
             await self._retrying(lambda t=topic, o=out: self.bus.publish(t, o))  # type: ignore[misc]
         await self._retrying(lambda: consumer.commit(records))
         self.stats.records += len(records)
         self.stats.batches += 1
+        self._batch = []
+        self._count(records, good, dead_in_handling, started)
+
+    def _count(
+        self, records: list[InRecord], good: list[Decoded], dead: int, started: float
+    ) -> None:
+        per_topic: dict[str, int] = {}
+        for r in records:
+            per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
+        for topic, n in per_topic.items():
+            metrics.CONSUMER_RECORDS.labels(self.group, topic).inc(n)
+        events = sum(1 for _, m in good if isinstance(m, TrackingEvent))
+        if events:
+            # Poison records are isolated one at a time: those dead-lettered were not stored.
+            metrics.EVENTS_INGESTED.labels(self.group).inc(max(0, events - dead))
+        elapsed = asyncio.get_running_loop().time() - started
+        metrics.CONSUMER_BATCH_SECONDS.labels(self.group).observe(elapsed)
+        log.debug(
+            "batch committed",
+            extra={"group": self.group, "records": len(records), **_span(records)},
+        )
+
+    async def _report_lag(self, consumer: Consumer) -> None:
+        """Refresh the lag gauges at most every ``lag_every_s``; consumers without ``lag()`` skip."""
+        now = asyncio.get_running_loop().time()
+        lag_of = getattr(consumer, "lag", None)
+        if lag_of is None or now - self._lag_at < self.lag_every_s:
+            return
+        self._lag_at = now
+        try:
+            lags: dict[tuple[str, int], int] = await asyncio.wait_for(lag_of(), 2)
+        except Exception as exc:  # noqa: BLE001 - a gauge must never stop the loop
+            log.debug("consumer lag not read", extra={"group": self.group, "error": repr(exc)})
+            return
+        labels = {(topic, str(partition)) for topic, partition in lags}
+        for topic, gone in self._lag_labels - labels:  # partitions no longer ours
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.group, topic, gone)
+        for (topic, partition), lag in lags.items():
+            metrics.CONSUMER_LAG.labels(self.group, topic, str(partition)).set(lag)
+        self._lag_labels = labels
 
     async def _handle(self, consumer: Consumer, batch: list[Decoded]) -> Outbox:
         try:
@@ -92,7 +167,7 @@ class ConsumerLoop:
             if len(batch) == 1:
                 record = batch[0][0]
                 log.warning(
-                    "record failed processing",
+                    "record failed processing",  # the coordinates come from the record itself
                     extra={
                         "topic": record.topic,
                         "partition": record.partition,
@@ -124,6 +199,7 @@ class ConsumerLoop:
         )
         await self._retrying(lambda: consumer.dead_letter(record, reason, error))
         self.stats.dead_lettered += 1
+        metrics.DLQ_RECORDS.labels(self.group, record.topic, reason).inc()
         self.stats.dlq_reasons[reason] = self.stats.dlq_reasons.get(reason, 0) + 1
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -138,12 +214,36 @@ class ConsumerLoop:
                     raise
                 attempt += 1
                 self.stats.retries += 1
+                metrics.CONSUMER_RETRIES.labels(self.group).inc()
                 delay = min(5.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2)
                 log.warning(
                     "transient failure, retrying in place",
-                    extra={"group": self.group, "attempt": attempt, "error": repr(exc)},
+                    extra={
+                        "group": self.group,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                        **_span(self._batch),
+                    },
                 )
                 await asyncio.sleep(delay)
+
+
+def _span(records: Sequence[InRecord]) -> dict[str, object]:
+    """Log coordinates of a batch: its topic/partition/offset, or the offset range per partition."""
+    if not records:
+        return {}
+    if len(records) == 1:
+        r = records[0]
+        return {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+    ranges: dict[str, list[int]] = {}
+    for r in records:
+        span = ranges.setdefault(f"{r.topic}:{r.partition}", [r.offset, r.offset])
+        span[0], span[1] = min(span[0], r.offset), max(span[1], r.offset)
+    if len(ranges) == 1:
+        r = records[0]
+        low, high = next(iter(ranges.values()))
+        return {"topic": r.topic, "partition": r.partition, "offset": low, "offset_last": high}
+    return {"offsets": {k: f"{lo}-{hi}" for k, (lo, hi) in sorted(ranges.items())}}
 
 
 def _group(outbox: Outbox) -> dict[str, list[OutRecord]]:

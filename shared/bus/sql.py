@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, insert, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, func, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -159,6 +159,30 @@ class _SqlConsumer:
             )
             for r in rows
         ]
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Per topic (one partition): records in the log at or after the committed offset."""
+        async with self._bus.sessions() as session:
+            committed = dict(
+                (
+                    await session.execute(
+                        select(BusOffset.topic, BusOffset.next_id).where(
+                            BusOffset.group_name == self._group, BusOffset.topic.in_(self._topics)
+                        )
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            lags = {}
+            for topic in self._topics:
+                behind = await session.scalar(
+                    select(func.count())
+                    .select_from(BusRecord)
+                    .where(BusRecord.topic == topic, BusRecord.id >= committed.get(topic, 0))
+                )
+                lags[(topic, 0)] = int(behind or 0)
+        return lags
 
     async def commit(self, records: Sequence[InRecord]) -> None:
         next_ids: dict[str, int] = {}
