@@ -9,8 +9,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, delete, insert, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,14 +40,37 @@ def add_to_outbox(session: AsyncSession, topic: str, records: Sequence[OutRecord
     )
 
 
+_PG_INSERT = text(
+    "INSERT INTO outbox_record (topic, key, value, created_at) "
+    "SELECT CAST(:topic AS text), u.key, u.value, CAST(:created_at AS timestamptz) "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:values AS bytea[])) WITH ORDINALITY AS u(key, value, n) "
+    "ORDER BY u.n"
+)
+# Claim, return and delete the oldest rows in one statement; the publish happens before commit.
+_PG_CLAIM = (
+    "DELETE FROM outbox_record WHERE id IN (SELECT id FROM outbox_record {where} ORDER BY id "
+    "LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, value"
+)
+_PG_CLAIM_ALL = text(_PG_CLAIM.format(where=""))
+_PG_CLAIM_OLD = text(_PG_CLAIM.format(where="WHERE created_at < :before"))
+
+
 async def insert_outbox(session: AsyncSession, topic: str, records: Sequence[OutRecord]) -> None:
-    """The same as ``add_to_outbox``, in one executemany statement now (no ORM objects)."""
-    if records:
-        now = utcnow()
-        rows = [
-            {"topic": topic, "key": r.key, "value": r.value, "created_at": now} for r in records
-        ]
-        await session.execute(insert(OutboxRecord), rows)
+    """The same as ``add_to_outbox``, as one statement (no ORM objects), ids in list order."""
+    if not records:
+        return
+    now = utcnow()
+    if session.bind.dialect.name == "postgresql":
+        params = {
+            "topic": topic,
+            "created_at": now,
+            "keys": [r.key for r in records],
+            "values": [r.value for r in records],
+        }
+        await session.execute(_PG_INSERT, params)
+        return
+    rows = [{"topic": topic, "key": r.key, "value": r.value, "created_at": now} for r in records]
+    await session.execute(insert(OutboxRecord), rows)
 
 
 async def _delete(session: AsyncSession, rows: Sequence[OutboxRecord]) -> None:
@@ -77,11 +101,14 @@ class OutboxRelay:
             stmt = stmt.where(OutboxRecord.created_at < utcnow() - older_than)
         async with self._sessions() as session:
             if session.bind.dialect.name == "postgresql":
+                params: dict[str, object] = {"limit": self._batch}
+                if older_than is not None:
+                    params["before"] = utcnow() - older_than
+                claim = _PG_CLAIM_ALL if older_than is None else _PG_CLAIM_OLD
                 async with session.begin():
-                    rows = (await session.scalars(stmt.with_for_update(skip_locked=True))).all()
-                    await self._publish(rows)
-                    await _delete(session, rows)
-                return len(rows)
+                    claimed = sorted((await session.execute(claim, params)).all())
+                    await self._publish(claimed)  # a failure rolls the delete back
+                return len(claimed)
             # SQLite has one writer: holding a transaction while the SQL-log bus writes would wait
             # on ourselves. One process owns the file, and the relay's lock serialises flushes.
             async with session.begin():
@@ -91,7 +118,7 @@ class OutboxRelay:
                 await _delete(session, rows)
             return len(rows)
 
-    async def _publish(self, rows: Sequence[OutboxRecord]) -> None:
+    async def _publish(self, rows: Sequence[Any]) -> None:
         by_topic: dict[str, list[OutRecord]] = {}
         for row in rows:
             by_topic.setdefault(row.topic, []).append(OutRecord(row.key, row.value))

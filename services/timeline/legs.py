@@ -43,6 +43,11 @@ MAX_LEGS = 12
 Key = tuple[str, str]  # (carrier, tracking_number)
 
 
+def _json(text: str | None) -> Any:
+    """JSON columns are read as text (``repository``): parsed here, with orjson."""
+    return None if text is None else orjson.loads(text)
+
+
 @dataclass(eq=False)
 class LegState:
     id: uuid.UUID
@@ -71,7 +76,7 @@ class LegState:
         return cls(
             row.id, row.shipment_id, row.position, row.carrier, row.tracking_number,
             row.opened_by, row.evidence, row.confidence, row.detected, row.created_at,
-            row.status, row.substatus, row.module, row.derivation,
+            row.status, row.substatus, row.module, _json(row.derivation),
         )  # fmt: skip
 
     def row(self) -> dict[str, Any]:
@@ -112,8 +117,8 @@ class ShipmentState:
         return cls(
             row.id, row.tenant_id, row.carrier, row.tracking_number, row.merchant_reference,
             row.origin_country, row.destination_country, row.status, row.substatus,
-            row.module_status or {}, row.customs, row.last_event_at, row.merged_into_id,
-            row.derivation, row.created_at, row.updated_at,
+            _json(row.module_status) or {}, _json(row.customs), row.last_event_at,
+            row.merged_into_id, _json(row.derivation), row.created_at, row.updated_at,
         )  # fmt: skip
 
     @classmethod
@@ -340,7 +345,7 @@ class Work:
         await repository.update_shipments(
             session,
             [
-                {"_id": s.id, **s.state_row()}
+                {"id": s.id, **s.state_row()}
                 for s in self.shipments.values()
                 if s.dirty and not s.new
             ],
@@ -349,7 +354,7 @@ class Work:
             session,
             [
                 {
-                    "_id": leg.id,
+                    "id": leg.id,
                     "status": leg.status,
                     "substatus": leg.substatus,
                     "module": leg.module,
