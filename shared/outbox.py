@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.bus import Bus, OutRecord
+from shared.bus.sql import SqlBus
 from shared.db import Base, utcnow
 
 log = logging.getLogger("throughline.outbox")
@@ -84,9 +85,26 @@ class OutboxRelay:
         self._sessions = sessions
         self._batch = batch
         self._lock = asyncio.Lock()
+        self._appended = False
+
+    async def stage(self, session: AsyncSession, topic: str, records: Sequence[OutRecord]) -> None:
+        """Queue records for publishing once ``session``'s transaction commits (then ``flush``).
+
+        When the bus is the SQL log in this very database, the records go straight into the log
+        in the same transaction: it is as atomic as the outbox, without the second write.
+        """
+        bus = self._bus
+        if isinstance(bus, SqlBus) and session.bind is bus.engine:
+            await bus.append(session, topic, records)
+            self._appended = True
+        else:
+            await insert_outbox(session, topic, records)
 
     async def flush(self, older_than: timedelta | None = None) -> int:
         """Publish pending rows in id order and delete them; returns how many were sent."""
+        if self._appended and isinstance(self._bus, SqlBus):
+            self._appended = False
+            self._bus.notify()
         sent = 0
         async with self._lock:
             while True:

@@ -37,7 +37,9 @@ class TimelineHandler:
             events.append(message)
         try:
             async with transaction(self._sessions) as session:
-                await record_events(session, events, topic=self._updates_topic)
+                await record_events(
+                    session, events, topic=self._updates_topic, stage=self._relay.stage
+                )
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in _RETRY_SQLSTATES:
                 raise

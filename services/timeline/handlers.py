@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.timeline import repository
 from services.timeline.legs import (
     ShipmentState,
+    Stage,
     Work,
     find_leg,
     first_leg,
@@ -22,6 +23,7 @@ from services.timeline.linking import manifest_link, registration_link, same_num
 from services.timeline.models import Leg, Shipment
 from shared.errors import NotFound
 from shared.numbers import normalise
+from shared.outbox import insert_outbox
 from shared.schema import TOPIC_SHIPMENT_UPDATES, TrackingEvent
 
 
@@ -92,7 +94,10 @@ async def add_leg(
 
 
 async def record_events(
-    session: AsyncSession, events: Sequence[TrackingEvent], topic: str = TOPIC_SHIPMENT_UPDATES
+    session: AsyncSession,
+    events: Sequence[TrackingEvent],
+    topic: str = TOPIC_SHIPMENT_UPDATES,
+    stage: Stage = insert_outbox,
 ) -> int:
     """Store events idempotently, link the legs they reveal and derive the shipments they
     touch; returns how many events were new or corrected.
@@ -122,7 +127,7 @@ async def record_events(
         if not work.claimed(key):
             await adopt_number(work, key, by_number[key])
     await follow_new_legs(work)
-    await work.finish(topic)
+    await work.finish(topic, stage=stage)
     return len(changed)
 
 

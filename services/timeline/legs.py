@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,9 @@ log = logging.getLogger("throughline.timeline")
 MAX_LEGS = 12
 
 Key = tuple[str, str]  # (carrier, tracking_number)
+# Queues records for publishing when the session commits: ``shared.outbox.insert_outbox``, or
+# ``OutboxRelay.stage`` (straight into the SQL log when that is the bus).
+Stage = Callable[[AsyncSession, str, Sequence[OutRecord]], Awaitable[None]]
 
 
 def _json(text: str | None) -> Any:
@@ -265,9 +268,14 @@ class Work:
 
     # --- deriving and writing ------------------------------------------------------------------
 
-    async def finish(self, topic: str, always_publish: set[uuid.UUID] | None = None) -> int:
-        """Derive every touched shipment and its legs, write all changes, queue the updates;
-        returns how many shipment updates were queued."""
+    async def finish(
+        self,
+        topic: str,
+        always_publish: set[uuid.UUID] | None = None,
+        stage: Stage = insert_outbox,
+    ) -> int:
+        """Derive every touched shipment and its legs, write all changes, queue the updates
+        (``stage``: the outbox unless told otherwise); returns how many updates were queued."""
         shipments = self.live()
         # Legs gained here bring all of their stored events along (usually read already).
         await self.read_events(leg.key for s in shipments for leg in s.legs if leg.new)
@@ -297,7 +305,7 @@ class Work:
             if changed or legs_changed or added or shipment.id in (always_publish or ()):
                 updates.append(update_record(shipment, previous, added))
         await self._write()
-        await insert_outbox(self.session, topic, updates)
+        await stage(self.session, topic, updates)
         return len(updates)
 
     def _plan(self, fold: Fold | None, legs: list[LegState]) -> Plan:

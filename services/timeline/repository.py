@@ -267,15 +267,18 @@ async def event_rows(
         params = {"carriers": [c for c, _ in keys], "numbers": [n for _, n in keys]}
         rows: list[Any] = list(await session.execute(_pg_reads()["events"], params))
     else:
+        # By number alone (the index's first column; SQLite scans on a (carrier, number) list).
         rows = []
         read = select(*_as_text(_EVENTS, _EVENT_READ_COLUMNS))
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            where = tuple_(_EVENTS.c.carrier, _EVENTS.c.tracking_number).in_(chunk)
-            rows.extend(await session.execute(read.where(where)))
+        tracking_numbers = sorted({n for _, n in keys})
+        for start in range(0, len(tracking_numbers), _CHUNK):
+            chunk = tracking_numbers[start : start + _CHUNK]
+            rows.extend(await session.execute(read.where(_EVENTS.c.tracking_number.in_(chunk))))
     for row in rows:
         event = StoredEvent(row)
-        out[(event.carrier, event.tracking_number)].append(event)
+        wanted = out.get((event.carrier, event.tracking_number))
+        if wanted is not None:
+            wanted.append(event)
     return out
 
 
