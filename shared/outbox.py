@@ -86,6 +86,7 @@ class OutboxRelay:
         self._batch = batch
         self._lock = asyncio.Lock()
         self._appended = False
+        self._staged = False
 
     async def stage(self, session: AsyncSession, topic: str, records: Sequence[OutRecord]) -> None:
         """Queue records for publishing once ``session``'s transaction commits (then ``flush``).
@@ -99,6 +100,16 @@ class OutboxRelay:
             self._appended = True
         else:
             await insert_outbox(session, topic, records)
+            self._staged = True
+
+    async def after_commit(self) -> int:
+        """What a ``stage`` caller runs after its commit: publish what it put in the outbox (none
+        when the records went straight into the SQL log; rows of others wait for the sweeper)."""
+        staged, self._staged = self._staged, False
+        if self._appended and isinstance(self._bus, SqlBus):
+            self._appended = False
+            self._bus.notify()
+        return await self.flush() if staged else 0
 
     async def flush(self, older_than: timedelta | None = None) -> int:
         """Publish pending rows in id order and delete them; returns how many were sent."""

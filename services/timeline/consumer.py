@@ -46,7 +46,7 @@ class TimelineHandler:
             # Two consumers met on the same shipments: the batch is rolled back; do it again.
             raise RetryableError(f"timeline batch rolled back: {exc.orig!r}") from exc
         try:
-            await self._relay.flush()
+            await self._relay.after_commit()
         except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox for the sweeper
             if not is_transient(exc):
                 raise
@@ -62,6 +62,6 @@ def timeline_consumer(
         group=GROUP,
         topics=[settings.topic(TOPIC_EVENTS)],
         handle=TimelineHandler(settings, sessions, relay),
-        batch_size=settings.consumer_batch,
+        batch_size=settings.timeline_batch,
         wait_ms=settings.consumer_wait_ms,
     )
