@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--shipments", type=int, default=None, help="default: events / 10")
     parser.add_argument("--order", choices=("time", "shipment"), default="time")
-    parser.add_argument("--batch", type=int, default=Settings().consumer_batch)
+    parser.add_argument("--batch", type=int, default=Settings().timeline_batch)
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite file goes")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy collapsed stacks of phase (c) to this file")  # fmt: skip
@@ -63,7 +63,7 @@ async def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tl-bench-", dir=args.dir))
     path = workdir / "bench.db"
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{path}", bus="sql", consumer_batch=args.batch
+        database_url=f"sqlite+aiosqlite:///{path}", bus="sql", timeline_batch=args.batch
     )
     print(f"setup: {path}")
     try:

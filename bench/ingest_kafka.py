@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--shipments", type=int, default=None, help="default: events / 10")
     parser.add_argument("--order", choices=("time", "shipment"), default="time",
                         help="interleave shipments by instant (default) or keep each together")  # fmt: skip
-    parser.add_argument("--batch", type=int, default=Settings().consumer_batch)
+    parser.add_argument("--batch", type=int, default=Settings().timeline_batch)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy collapsed stacks of phase (c) to this file")  # fmt: skip
@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace) -> int:
         kafka_bootstrap=bootstrap,
         topic_prefix=prefix,
         topic_partitions=args.partitions,
-        consumer_batch=args.batch,
+        timeline_batch=args.batch,
     )
     topic = settings.topic(TOPIC_EVENTS)
     print(f"setup: database {url.rsplit('/', 1)[-1]}, topic {topic} ({args.partitions} partitions)")

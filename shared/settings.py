@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     )
 
     consumer_batch: int = 500
+    timeline_batch: int = Field(
+        default=2000,
+        description="records per batch of the timeline consumer: its statements are set-based, so "
+        "larger batches cost less per event (BENCHMARKS.md)",
+    )
     consumer_wait_ms: int = 200
 
     max_body_bytes: int = 1_000_000

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.timeline.handlers import record_events
 from shared.bus import Bus
 from shared.bus.runner import ConsumerLoop, Decoded, Outbox, is_transient
 from shared.db import transaction
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, RetryableError
 from shared.outbox import OutboxRelay
 from shared.schema import TOPIC_EVENTS, TOPIC_SHIPMENT_UPDATES, TrackingEvent
 from shared.settings import Settings
 
 log = logging.getLogger("throughline.timeline")
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 GROUP = "timeline"
 
 
@@ -33,10 +35,18 @@ class TimelineHandler:
             if not isinstance(message, TrackingEvent):
                 raise InvalidInput(f"{record.topic} carries tracking events, got {message.kind}")
             events.append(message)
-        async with transaction(self._sessions) as session:
-            await record_events(session, events, topic=self._updates_topic)
         try:
-            await self._relay.flush()
+            async with transaction(self._sessions) as session:
+                await record_events(
+                    session, events, topic=self._updates_topic, stage=self._relay.stage
+                )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in _RETRY_SQLSTATES:
+                raise
+            # Two consumers met on the same shipments: the batch is rolled back; do it again.
+            raise RetryableError(f"timeline batch rolled back: {exc.orig!r}") from exc
+        try:
+            await self._relay.after_commit()
         except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox for the sweeper
             if not is_transient(exc):
                 raise
@@ -52,6 +62,6 @@ def timeline_consumer(
         group=GROUP,
         topics=[settings.topic(TOPIC_EVENTS)],
         handle=TimelineHandler(settings, sessions, relay),
-        batch_size=settings.consumer_batch,
+        batch_size=settings.timeline_batch,
         wait_ms=settings.consumer_wait_ms,
     )

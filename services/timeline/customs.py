@@ -10,7 +10,7 @@ country is through export customs, one with the destination carrier is through i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 from shared.taxonomy import Module, Status, Substatus
@@ -78,21 +78,24 @@ def step(
     state: CustomsState, status: str, substatus: str | None, module: str | None
 ) -> CustomsState:
     """The state after one more event, in journey order."""
+    export, import_, duties = state.export, state.import_, state.duties
     if substatus in _EXPORT:
-        state = replace(state, export=_side(state.export, _EXPORT[substatus]))
+        export = _side(export, _EXPORT[substatus])
     elif substatus in _IMPORT:
-        state = replace(state, import_=_side(state.import_, _IMPORT[substatus]))
-    elif substatus in _DUTIES and state.duties != "paid":
-        state = replace(state, duties=_DUTIES[substatus])
+        import_ = _side(import_, _IMPORT[substatus])
+    elif substatus in _DUTIES and duties != "paid":
+        duties = _DUTIES[substatus]
     past_import = status in _PAST_IMPORT_STATUS or substatus == U.HANDED_OVER
     if past_import or substatus in _PAST_EXPORT or module == Module.DESTINATION:
-        state = replace(state, export=_released_if_open(state.export))
+        export = _released_if_open(export)
     if past_import:
         # A destination-country scan is not enough: items wait in customs at sorting centres.
-        state = replace(state, import_=_released_if_open(state.import_))
-    if status == Status.DELIVERED and state.duties == "payable":
-        state = replace(state, duties="paid")  # collected at the door
-    return state
+        import_ = _released_if_open(import_)
+    if status == Status.DELIVERED and duties == "payable":
+        duties = "paid"  # collected at the door
+    if export == state.export and import_ == state.import_ and duties == state.duties:
+        return state
+    return CustomsState(export, import_, duties)
 
 
 def derive_customs(ordered: Iterable[Scan]) -> CustomsState:

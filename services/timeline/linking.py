@@ -17,6 +17,7 @@ Every link keeps ``opened_by``, ``evidence`` and ``confidence``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from shared.numbers import (
     CARRIER_IDS,
     DESTINATION_POSTS,
     POSTAL_CARRIERS,
+    FoundNumber,
     carrier_named_in,
     check_digit_ok,
     detect,
@@ -174,10 +176,18 @@ def link_from_handoff(facts: EventFacts) -> Link | None:
     return Link(carrier, number, HANDOFF_FIELD, evidence, handoff.confidence, detected)
 
 
+@functools.lru_cache(maxsize=16384)
+def _numbers_in(description: str, carrier: str) -> tuple[FoundNumber, ...]:
+    # Scan texts repeat ("Arrived at sorting centre"): read each (text, carrier) once.
+    return tuple(find_numbers(description, skip=(carrier,)))
+
+
 def links_from_text(facts: EventFacts) -> list[Link]:
     """Rule (b): next numbers named in the scan text that pass their carrier's check digit."""
-    links = []
-    for found in find_numbers(facts.description, skip=(facts.carrier,)):
+    links: list[Link] = []
+    if not facts.description:
+        return links
+    for found in _numbers_in(facts.description, facts.carrier):
         # The event's own number, unless the text hands it to a named carrier, is no news.
         if found.tracking_number == facts.tracking_number and not found.named:
             continue

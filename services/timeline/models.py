@@ -42,6 +42,8 @@ class Shipment(Base):
     # A tenant-less shipment (made for events nobody registered) that turned out to be part of
     # another shipment: its legs moved there and it is kept only as a pointer.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column()
+    # Where the status derivation stands (``status.Fold.state``); NULL: derive afresh.
+    derivation: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -72,6 +74,7 @@ class Leg(Base):
     status: Mapped[str | None] = mapped_column(String(32))
     substatus: Mapped[str | None] = mapped_column(String(40))
     module: Mapped[str | None] = mapped_column(String(16))
+    derivation: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     shipment: Mapped[Shipment] = relationship(back_populates="legs")

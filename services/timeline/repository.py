@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Insert, delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    Row,
+    String,
+    Table,
+    TextClause,
+    Uuid,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.timeline.models import Leg, Shipment, TrackingEventRow
-from shared.db import utcnow
+from shared.db import UtcDateTime, utcnow
 from shared.schema import TrackingEvent
 
 Number = tuple[str, str]  # (carrier, tracking_number)
@@ -29,15 +54,6 @@ MUTABLE_FIELDS = (
     "time_basis",
 )
 _CHUNK = 500  # stay under bind-parameter limits
-
-
-def _insert_ignoring_duplicates(session: AsyncSession, rows: list[dict[str, object]]) -> Insert:
-    dialect = session.bind.dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(TrackingEventRow).values(rows)
-    return stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(  # type: ignore[no-any-return]
-        TrackingEventRow.event_id
-    )
 
 
 def event_row(event: TrackingEvent) -> dict[str, object]:
@@ -62,19 +78,65 @@ def event_row(event: TrackingEvent) -> dict[str, object]:
     }
 
 
+def _json_text(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name
+
+
 async def insert_events(session: AsyncSession, events: Sequence[TrackingEvent]) -> set[uuid.UUID]:
     """Insert, skipping event ids already stored; returns the ids that were new."""
     unique = {e.event_id: e for e in events}
     if not unique:
         return set()
-    rows = [event_row(e) for e in unique.values()]
-    inserted: set[uuid.UUID] = set()
-    for start in range(0, len(rows), _CHUNK):
-        result = await session.execute(
-            _insert_ignoring_duplicates(session, rows[start : start + _CHUNK])
-        )
-        inserted.update(result.scalars().all())
-    return inserted
+    now = utcnow()
+    if dialect(session) == "postgresql":
+        columns = zip(*(_pg_event(e, now) for e in unique.values()), strict=True)
+        arrays = dict(zip(_EVENT_COLUMNS, columns, strict=True))
+        result = await session.execute(_pg_statements()["insert_events"], arrays)
+        return set(result.scalars().all())
+    rows = [{**event_row(e), "ingested_at": now} for e in unique.values()]
+    # SQLite has one writer (BEGIN IMMEDIATE): what is not stored now is ours to insert.
+    stored = await _stored_event_ids(session, list(unique))
+    fresh = [r for r in rows if r["event_id"] not in stored]
+    if fresh:
+        await session.execute(insert(_EVENTS), fresh)
+    return {r["event_id"] for r in fresh}  # type: ignore[misc]
+
+
+def _pg_event(event: TrackingEvent, now: datetime) -> tuple[object, ...]:
+    """``event_row`` as one tuple in ``_EVENT_COLUMNS`` order, JSON as text."""
+    location, handoff = event.location, event.handoff
+    return (
+        event.event_id,
+        event.carrier,
+        event.tracking_number,
+        event.occurred_at,
+        event.occurred_at_local,
+        event.utc_offset,
+        event.time_basis.value,
+        event.status.value,
+        event.substatus.value if event.substatus else None,
+        event.module.value if event.module else None,
+        event.carrier_code,
+        event.description,
+        location.model_dump_json(exclude_none=True) if location else None,
+        handoff.model_dump_json() if handoff else None,
+        event.source.value,
+        event.raw_ref,
+        event.sequence,
+        now,
+    )
+
+
+async def _stored_event_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    stored: set[uuid.UUID] = set()
+    for start in range(0, len(ids), _CHUNK):
+        stmt = select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(ids[start : start + _CHUNK]))
+        stored.update((await session.execute(stmt)).scalars().all())
+    return stored
 
 
 async def correct_events(
@@ -101,17 +163,10 @@ async def correct_events(
     return changed
 
 
-async def shipments_with_numbers(session: AsyncSession, numbers: set[Number]) -> list[Shipment]:
-    if not numbers:
-        return []
-    ids = select(Leg.shipment_id).where(tuple_(Leg.carrier, Leg.tracking_number).in_(list(numbers)))
-    result = await session.scalars(select(Shipment).where(Shipment.id.in_(ids)))
-    return list(result.unique().all())
-
-
 async def events_for_numbers(
     session: AsyncSession, numbers: set[Number]
 ) -> dict[Number, list[TrackingEventRow]]:
+    """Stored events as ORM rows, for the views."""
     out: dict[Number, list[TrackingEventRow]] = {n: [] for n in numbers}
     if not numbers:
         return out
@@ -123,41 +178,329 @@ async def events_for_numbers(
     return out
 
 
-async def shipments_by_number(
-    session: AsyncSession, tracking_numbers: set[str]
-) -> dict[str, list[Shipment]]:
-    """Shipments with a leg of each number, under any carrier."""
-    out: dict[str, list[Shipment]] = {}
-    if not tracking_numbers:
-        return out
-    stmt = (
-        select(Leg.tracking_number, Shipment)
-        .join(Shipment, Shipment.id == Leg.shipment_id)
-        .where(Leg.tracking_number.in_(sorted(tracking_numbers)))
+# --- the consumer's set-based statements (Core rows, no ORM objects) ------------------------------
+#
+# Reads on PostgreSQL take their keys as arrays (``= ANY(:numbers)``), so each statement has one
+# text and is prepared once per connection (an IN list would be a new statement per list length).
+# JSON columns are read as text and parsed with orjson by the caller, on both databases.
+
+_SHIPMENTS: Table = Shipment.__table__  # type: ignore[assignment]
+_LEGS: Table = Leg.__table__  # type: ignore[assignment]
+_EVENTS: Table = TrackingEventRow.__table__  # type: ignore[assignment]
+
+
+class StoredEvent:
+    """What linking (``EventFacts``) and derivation (``status.EventView``) read of a stored event."""
+
+    __slots__ = (
+        "event_id", "carrier", "tracking_number", "carrier_code", "description", "location",
+        "handoff", "status", "substatus", "module", "occurred_at", "occurred_at_local", "sequence",
+    )  # fmt: skip
+
+    def __init__(self, row: Any):
+        (
+            self.event_id, self.carrier, self.tracking_number, self.carrier_code,
+            self.description, location, handoff, self.status, self.substatus, self.module,
+            self.occurred_at, self.occurred_at_local, self.sequence,
+        ) = row  # fmt: skip
+        self.location = orjson.loads(location) if location is not None else None
+        self.handoff = orjson.loads(handoff) if handoff is not None else None
+
+
+_EVENT_READ_COLUMNS = StoredEvent.__slots__
+
+
+def _as_text(table: Table, names: Sequence[str]) -> list[Any]:
+    """Columns for a Core select, JSON ones as their stored text."""
+    return [
+        type_coerce(table.c[n], String).label(n)
+        if isinstance(table.c[n].type, JSON)
+        else table.c[n]
+        for n in names
+    ]
+
+
+def _pg_columns(table: Table, names: Sequence[str], alias: str) -> str:
+    return ", ".join(
+        f"{alias}.{n}::text AS {n}" if isinstance(table.c[n].type, JSON) else f"{alias}.{n}"
+        for n in names
     )
-    for number, shipment in (await session.execute(stmt)).unique().all():
-        out.setdefault(number, []).append(shipment)
+
+
+@functools.cache
+def _pg_reads() -> dict[str, TextClause]:
+    shipments = _pg_columns(_SHIPMENTS, _SHIPMENT_COLUMNS, "s")
+    return {
+        # Locked in id order, so two consumers never wait on each other in a cycle. A merged
+        # shipment has no legs left, so it is never a holder (and a filter on merged_into_id
+        # would cost a sequential scan on a table without statistics yet, at 0.5 % estimated).
+        "holders": text(
+            f"SELECT {shipments} FROM shipment AS s WHERE s.id IN (SELECT shipment_id FROM leg "
+            "WHERE tracking_number = ANY(CAST(:numbers AS text[]))) ORDER BY s.id FOR UPDATE"
+        ),
+        "by_id": text(
+            f"SELECT {shipments} FROM shipment AS s WHERE s.id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY s.id FOR UPDATE"
+        ),
+        "legs": text(
+            f"SELECT {_pg_columns(_LEGS, _LEG_COLUMNS, 'l')} FROM leg AS l "
+            "WHERE l.shipment_id = ANY(CAST(:ids AS uuid[])) ORDER BY l.shipment_id, l.position"
+        ),
+        "events": text(
+            f"SELECT {_pg_columns(_EVENTS, _EVENT_READ_COLUMNS, 'e')} FROM tracking_event AS e "
+            "JOIN unnest(CAST(:carriers AS text[]), CAST(:numbers AS text[])) "
+            "AS k(carrier, tracking_number) "
+            "ON e.carrier = k.carrier AND e.tracking_number = k.tracking_number"
+        ),
+    }
+
+
+async def event_rows(
+    session: AsyncSession, numbers: set[Number]
+) -> dict[Number, list[StoredEvent]]:
+    """Every stored event of these (carrier, number) keys: what linking and derivation read."""
+    out: dict[Number, list[StoredEvent]] = {n: [] for n in numbers}
+    if not numbers:
+        return out
+    keys = sorted(numbers)
+    if dialect(session) == "postgresql":
+        params = {"carriers": [c for c, _ in keys], "numbers": [n for _, n in keys]}
+        rows: list[Any] = list(await session.execute(_pg_reads()["events"], params))
+    else:
+        # By number alone (the index's first column; SQLite scans on a (carrier, number) list).
+        rows = []
+        read = select(*_as_text(_EVENTS, _EVENT_READ_COLUMNS))
+        tracking_numbers = sorted({n for _, n in keys})
+        for start in range(0, len(tracking_numbers), _CHUNK):
+            chunk = tracking_numbers[start : start + _CHUNK]
+            rows.extend(await session.execute(read.where(_EVENTS.c.tracking_number.in_(chunk))))
+    for row in rows:
+        event = StoredEvent(row)
+        wanted = out.get((event.carrier, event.tracking_number))
+        if wanted is not None:
+            wanted.append(event)
     return out
 
 
-async def add_leg(session: AsyncSession, shipment: Shipment, values: dict[str, object]) -> bool:
-    """Add a leg unless the shipment has it (a concurrent writer may have added it meanwhile)."""
-    dialect = session.bind.dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = (
-        module.insert(Leg)
-        .values(id=uuid.uuid4(), shipment_id=shipment.id, created_at=utcnow(), **values)
-        .on_conflict_do_nothing(index_elements=["shipment_id", "carrier", "tracking_number"])
-        .returning(Leg.id)
+async def shipments_holding(
+    session: AsyncSession, tracking_numbers: set[str]
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """Shipments with a leg of any of these numbers (under any carrier), and all their legs;
+    JSON columns as text.
+
+    On PostgreSQL the shipment rows are locked until the transaction ends: a fold of the stored
+    state must not race another writer's fold (SQLite: BEGIN IMMEDIATE holds the one write lock).
+    """
+    numbers = sorted(tracking_numbers)
+    if dialect(session) == "postgresql":
+        params = {"numbers": numbers}
+        shipments = list(await session.execute(_pg_reads()["holders"], params))
+    else:
+        shipments = []
+        for start in range(0, len(numbers), _CHUNK):
+            holders = select(_LEGS.c.shipment_id).where(
+                _LEGS.c.tracking_number.in_(numbers[start : start + _CHUNK])
+            )
+            stmt = select(*_as_text(_SHIPMENTS, _SHIPMENT_COLUMNS)).where(
+                _SHIPMENTS.c.id.in_(holders)
+            )
+            shipments.extend(await session.execute(stmt))
+    return shipments, await legs_of(session, [r.id for r in shipments])
+
+
+async def shipments_by_id(
+    session: AsyncSession, ids: list[uuid.UUID]
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    if dialect(session) == "postgresql":
+        shipments = list(await session.execute(_pg_reads()["by_id"], {"ids": ids}))
+    else:
+        stmt = select(*_as_text(_SHIPMENTS, _SHIPMENT_COLUMNS)).where(_SHIPMENTS.c.id.in_(ids))
+        shipments = list(await session.execute(stmt))
+    return shipments, await legs_of(session, [r.id for r in shipments])
+
+
+async def legs_of(session: AsyncSession, shipment_ids: list[uuid.UUID]) -> list[Row[Any]]:
+    if not shipment_ids:
+        return []
+    if dialect(session) == "postgresql":
+        return list(await session.execute(_pg_reads()["legs"], {"ids": shipment_ids}))
+    legs: list[Row[Any]] = []
+    for start in range(0, len(shipment_ids), _CHUNK):
+        stmt = (
+            select(*_as_text(_LEGS, _LEG_COLUMNS))
+            .where(_LEGS.c.shipment_id.in_(shipment_ids[start : start + _CHUNK]))
+            .order_by(_LEGS.c.shipment_id, _LEGS.c.position)
+        )
+        legs.extend(await session.execute(stmt))
+    return legs
+
+
+# PostgreSQL writes a batch of rows as one statement over one array per column:
+#   INSERT INTO t (a, b) SELECT u.a, u.b FROM unnest($1::uuid[], $2::text[]) AS u(a, b)
+#   UPDATE t SET b = u.b FROM unnest(...) AS u(id, b) WHERE t.id = u.id
+# SQLite (in-process, no round trips) takes the same rows as one executemany.
+
+
+def _pg_type(column: Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "text"  # sent as JSON text, cast per row
+    for python_type, pg in ((Uuid, "uuid"), (UtcDateTime, "timestamptz"), (Boolean, "bool"),
+                            (BigInteger, "int8"), (Integer, "int4"), (Float, "float8"),
+                            (LargeBinary, "bytea"), (String, "text")):  # fmt: skip
+        if isinstance(kind, python_type):
+            return pg
+    raise TypeError(f"no array type for {column}")
+
+
+def _pg_select(table: Table, columns: Sequence[str]) -> tuple[str, str]:
+    """The unnest(...) source and a select list for these columns of ``table``."""
+    arrays = ", ".join(f"CAST(:{c} AS {_pg_type(table.c[c])}[])" for c in columns)
+    source = f"unnest({arrays}) AS u({', '.join(columns)})"
+    values = [f"u.{c}::jsonb" if isinstance(table.c[c].type, JSON) else f"u.{c}" for c in columns]
+    return source, ", ".join(values)
+
+
+def _pg_insert(table: Table, columns: Sequence[str], suffix: str = "") -> TextClause:
+    source, values = _pg_select(table, columns)
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {values} FROM {source} {suffix}"
     )
-    added = (await session.execute(stmt)).first() is not None
-    await session.refresh(shipment, ["legs"])
-    return added
 
 
-async def remove_legs(session: AsyncSession, shipment: Shipment) -> None:
-    await session.execute(delete(Leg).where(Leg.shipment_id == shipment.id))
-    await session.refresh(shipment, ["legs"])
+def _pg_update(table: Table, columns: Sequence[str]) -> TextClause:
+    source, values = _pg_select(table, ["id", *columns])
+    assignments = ", ".join(
+        f"{c} = {v}" for c, v in zip(columns, values.split(", ")[1:], strict=True)
+    )
+    return text(f"UPDATE {table.name} AS t SET {assignments} FROM {source} WHERE t.id = u.id")
+
+
+def _pg_arrays(table: Table, columns: Sequence[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    arrays: dict[str, Any] = {}
+    for c in columns:
+        if isinstance(table.c[c].type, JSON):
+            arrays[c] = [_json_text(r[c]) for r in rows]
+        else:
+            arrays[c] = [r[c] for r in rows]
+    return arrays
+
+
+_EVENT_COLUMNS = (
+    "event_id", "carrier", "tracking_number", "occurred_at", "occurred_at_local", "utc_offset",
+    "time_basis", "status", "substatus", "module", "carrier_code", "description", "location",
+    "handoff", "source", "raw_ref", "sequence", "ingested_at",
+)  # fmt: skip
+_SHIPMENT_COLUMNS = tuple(c.name for c in Shipment.__table__.columns)
+_LEG_COLUMNS = tuple(c.name for c in Leg.__table__.columns)
+_SHIPMENT_STATE = (
+    "status",
+    "substatus",
+    "module_status",
+    "customs",
+    "last_event_at",
+    "merged_into_id",
+    "derivation",
+    "updated_at",
+)
+_LEG_STATE = ("status", "substatus", "module", "derivation")
+
+
+@functools.cache
+def _pg_statements() -> dict[str, TextClause]:
+    # Built on first use: a foreign key column knows its type once the referred table is mapped.
+    return {
+        "insert_events": _pg_insert(
+            _EVENTS, _EVENT_COLUMNS, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        ),
+        "insert_shipments": _pg_insert(_SHIPMENTS, _SHIPMENT_COLUMNS),
+        "insert_legs": _pg_insert(
+            _LEGS,
+            _LEG_COLUMNS,
+            "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING RETURNING id",
+        ),
+        "update_shipments": _pg_update(_SHIPMENTS, _SHIPMENT_STATE),
+        "update_legs": _pg_update(_LEGS, _LEG_STATE),
+    }
+
+
+_UPDATE_SHIPMENTS = (
+    update(_SHIPMENTS)
+    .where(_SHIPMENTS.c.id == bindparam("b_id", type_=_SHIPMENTS.c.id.type))
+    .values({c: bindparam(f"v_{c}", type_=_SHIPMENTS.c[c].type) for c in _SHIPMENT_STATE})
+)
+_UPDATE_LEGS = (
+    update(_LEGS)
+    .where(_LEGS.c.id == bindparam("b_id", type_=_LEGS.c.id.type))
+    .values({c: bindparam(f"v_{c}", type_=_LEGS.c[c].type) for c in _LEG_STATE})
+)
+
+
+async def insert_shipments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New shipments: every column of ``shipment`` per row."""
+    if not rows:
+        return
+    if dialect(session) == "postgresql":
+        arrays = _pg_arrays(_SHIPMENTS, _SHIPMENT_COLUMNS, rows)
+        await session.execute(_pg_statements()["insert_shipments"], arrays)
+    else:
+        await session.execute(insert(_SHIPMENTS), rows)
+
+
+async def insert_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert legs unless the shipment has the number already; returns the ids inserted."""
+    if not rows:
+        return set()
+    if dialect(session) == "postgresql":
+        result = await session.execute(
+            _pg_statements()["insert_legs"], _pg_arrays(_LEGS, _LEG_COLUMNS, rows)
+        )
+        return set(result.scalars().all())
+    stmt = (
+        sqlite.insert(_LEGS)
+        .on_conflict_do_nothing(index_elements=["shipment_id", "carrier", "tracking_number"])
+        .returning(_LEGS.c.id)
+    )
+    return set((await session.execute(stmt, rows)).scalars().all())
+
+
+async def delete_legs(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        await session.execute(delete(_LEGS).where(_LEGS.c.id.in_(ids[start : start + _CHUNK])))
+
+
+async def update_shipments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Derived state of existing shipments: ``id`` plus ``_SHIPMENT_STATE`` per row."""
+    if not rows:
+        return
+    if dialect(session) == "postgresql":
+        arrays = _pg_arrays(_SHIPMENTS, ("id", *_SHIPMENT_STATE), rows)
+        await session.execute(_pg_statements()["update_shipments"], arrays)
+    else:
+        await session.execute(_UPDATE_SHIPMENTS, [_prefixed(r) for r in rows])
+
+
+async def update_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Derived state of existing legs: ``id`` plus ``_LEG_STATE`` per row."""
+    if not rows:
+        return
+    if dialect(session) == "postgresql":
+        await session.execute(
+            _pg_statements()["update_legs"], _pg_arrays(_LEGS, ("id", *_LEG_STATE), rows)
+        )
+    else:
+        await session.execute(_UPDATE_LEGS, [_prefixed(r) for r in rows])
+
+
+def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
+    return {"b_id" if k == "id" else f"v_{k}": v for k, v in row.items()}
+
+
+async def reload(session: AsyncSession, shipment_id: uuid.UUID) -> Shipment:
+    """The ORM shipment as stored now (Core statements bypass the session's identity map)."""
+    stmt = select(Shipment).where(Shipment.id == shipment_id)
+    found = (await session.scalars(stmt.execution_options(populate_existing=True))).one()
+    return found
 
 
 async def add_shipment(session: AsyncSession, shipment: Shipment, legs: list[Leg]) -> Shipment:

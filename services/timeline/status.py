@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from services.timeline.customs import CustomsState, derive_customs
+from services.timeline.customs import CustomsState, derive_customs, step
 from shared.taxonomy import TERMINAL_STATUSES, Module, Status
 
 
@@ -92,3 +92,114 @@ def derive(events: Iterable[EventView]) -> Derived:
         module=latest,
         customs=derive_customs(ordered),
     )
+
+
+class Fold:
+    """``derive`` one event at a time, for events that arrive in chronological order.
+
+    Folding events in ``chronological`` order from an empty ``Fold`` gives exactly ``derive`` of
+    them (``tests/unit/test_status.py`` checks it on random journeys). The consumer keeps a fold per
+    shipment and per leg (``state`` / ``restore``) and adds only the new events while every one of
+    them sorts after the last event folded in (``extends``); a late, older event needs a fresh fold
+    over all of the events, since it may change which event decides.
+    """
+
+    __slots__ = (
+        "status",
+        "substatus",
+        "current_module",
+        "latest_module",
+        "module_status",
+        "customs",
+        "last_event_at",
+        "last_key",
+    )
+
+    def __init__(self) -> None:
+        self.status: str | None = None  # the deciding event's status; None before any event
+        self.substatus: str | None = None
+        self.current_module: str | None = None  # the deciding event's module
+        self.latest_module: str | None = None  # the module of the latest event that named one
+        self.module_status: dict[str, str] = {}
+        self.customs = CustomsState()
+        self.last_event_at: datetime | None = None
+        self.last_key: tuple[datetime, int] | None = None
+
+    def extends(self, key: tuple[datetime, int]) -> bool:
+        """Whether an event with this sort key comes after everything folded in so far."""
+        return self.last_key is None or key > self.last_key
+
+    def add(self, event: EventView, key: tuple[datetime, int] | None = None) -> None:
+        """Fold in the next event in chronological order."""
+        status, module = str(event.status), event.module
+        if _decides(self.status, status):
+            self.status, self.substatus = status, event.substatus
+            self.current_module = module
+        if module:
+            module = str(module)
+            if _decides(self.module_status.get(module), status):
+                self.module_status[module] = status
+            self.latest_module = module
+        at = event.occurred_at
+        if at is not None and (self.last_event_at is None or at > self.last_event_at):
+            self.last_event_at = at
+        self.customs = step(self.customs, status, event.substatus, module)
+        self.last_key = key if key is not None else sort_key(event)
+
+    def derived(self) -> Derived:
+        if self.status is None:
+            return Derived(Status.PENDING, None, {}, None)
+        return Derived(
+            Status(self.status),
+            self.substatus,
+            dict(self.module_status),
+            self.last_event_at,
+            module=self.current_module or self.latest_module,
+            customs=self.customs,
+        )
+
+    def state(self) -> dict[str, object]:
+        """What a stored row keeps besides its status columns, to go on folding later."""
+        key = self.last_key
+        return {
+            "at": key[0].isoformat() if key else None,
+            "seq": key[1] if key else None,
+            "cm": self.current_module,
+            "lm": self.latest_module,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        state: dict[str, object] | None,
+        status: str | None,
+        substatus: str | None,
+        module_status: dict[str, str] | None = None,
+        customs: dict[str, str | None] | None = None,
+        last_event_at: datetime | None = None,
+    ) -> Fold | None:
+        """A fold from a stored row (None when the row has no fold state: derive afresh)."""
+        if not state:
+            return None
+        fold = cls()
+        at, seq = state.get("at"), state.get("seq")
+        if at is None:  # no event folded in yet
+            return fold
+        fold.last_key = (datetime.fromisoformat(str(at)), int(seq))  # type: ignore[call-overload]
+        fold.status = status
+        fold.substatus = substatus
+        fold.current_module = state.get("cm")  # type: ignore[assignment]
+        fold.latest_module = state.get("lm")  # type: ignore[assignment]
+        fold.module_status = dict(module_status or {})
+        fold.customs = CustomsState.from_dict(customs)
+        fold.last_event_at = last_event_at
+        return fold
+
+
+def _decides(current: str | None, status: str) -> bool:
+    """Whether a later event with ``status`` replaces the deciding event (see current_event)."""
+    if status in TERMINAL_STATUSES:
+        return True
+    if current is None or current == Status.INFO_RECEIVED:
+        return True  # nothing moving yet: the last event decides
+    return current not in TERMINAL_STATUSES and status != Status.INFO_RECEIVED

@@ -49,6 +49,7 @@ class BusOffset(Base):
 
 class SqlBus:
     def __init__(self, engine: AsyncEngine, *, poll_interval_s: float = 0.05):
+        self.engine = engine
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self._poll_interval_s = poll_interval_s
         self._published = asyncio.Event()
@@ -57,6 +58,18 @@ class SqlBus:
         """Topics need no setup in a log table."""
 
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
+        if not records:
+            return
+        try:
+            async with self._sessions() as session, session.begin():
+                await self.append(session, topic, records)
+        except (OperationalError, DBAPIError) as exc:
+            raise RetryableError(f"sql bus publish to {topic} failed: {exc}") from exc
+        self.notify()
+
+    async def append(self, session: AsyncSession, topic: str, records: Sequence[OutRecord]) -> None:
+        """Publish within the caller's transaction on this bus's database: the records become
+        visible when it commits, atomically with whatever else it wrote (call ``notify`` then)."""
         if not records:
             return
         now = utcnow()
@@ -70,11 +83,10 @@ class SqlBus:
             }
             for r in records
         ]
-        try:
-            async with self._sessions() as session, session.begin():
-                await session.execute(insert(BusRecord), rows)
-        except (OperationalError, DBAPIError) as exc:
-            raise RetryableError(f"sql bus publish to {topic} failed: {exc}") from exc
+        await session.execute(insert(BusRecord), rows)
+
+    def notify(self) -> None:
+        """Wake consumers of this process waiting for records."""
         self._published.set()
 
     @asynccontextmanager

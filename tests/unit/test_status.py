@@ -2,7 +2,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from services.timeline.status import derive
+from services.timeline.status import Fold, chronological, derive, sort_key
 from shared.taxonomy import Status
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -100,3 +100,67 @@ def test_unknown_instant_falls_back_to_wall_time_and_sequence() -> None:
 def test_returned_after_delivery_attempts() -> None:
     events = [Ev("failed_attempt", 1, "destination"), Ev("returned", 5, "destination")]
     assert derive(events).status is Status.RETURNED
+
+
+STATUSES = ["info_received", "in_transit", "exception", "out_for_delivery", "failed_attempt",
+            "available_for_pickup", "delivered", "returned"]  # fmt: skip
+SUBSTATUSES = [None, "picked_up", "export_customs_presented", "export_customs_held",
+               "export_customs_released", "departed_origin_country", "arrived_destination_country",
+               "import_customs_presented", "import_customs_held", "import_customs_released",
+               "duties_payable", "duties_paid", "handed_over"]  # fmt: skip
+MODULES = [None, "origin", "international", "destination"]
+
+
+def random_events(rng: random.Random, n: int) -> list[Ev]:
+    events = []
+    for i in range(n):
+        hours = (
+            rng.choice([None, rng.randrange(0, 200)]) if rng.random() < 0.2 else rng.randrange(200)
+        )
+        local = (T0 + timedelta(hours=rng.randrange(200))).replace(tzinfo=None).isoformat()
+        events.append(
+            Ev(rng.choice(STATUSES), hours, rng.choice(MODULES), rng.choice(SUBSTATUSES),
+               local=local if hours is None or rng.random() < 0.5 else None, sequence=i)
+        )  # fmt: skip
+    return events
+
+
+def test_folding_in_chronological_order_equals_derive() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        events = random_events(rng, rng.randrange(0, 14))
+        fold = Fold()
+        for event in chronological(events):
+            fold.add(event)
+        assert fold.derived() == derive(events), events
+
+
+def test_a_stored_fold_goes_on_with_later_events_only() -> None:
+    """What the consumer does: restore the fold of the stored events, add the new ones if every
+    one of them sorts after the last stored event, else derive from all events afresh."""
+    rng = random.Random(12)
+    extended = 0
+    for _ in range(3000):
+        stored = random_events(rng, rng.randrange(0, 10))
+        new = random_events(rng, rng.randrange(1, 4))
+        fold = Fold()
+        for event in chronological(stored):
+            fold.add(event)
+        d = fold.derived()
+        restored = Fold.restore(fold.state(), d.status.value, d.substatus, d.module_status,
+                                d.customs.as_dict(), d.last_event_at)  # fmt: skip
+        assert restored is not None and restored.derived() == d
+        if all(restored.extends(sort_key(e)) for e in new):
+            extended += 1
+            for event in chronological(new):
+                restored.add(event)
+            assert restored.derived() == derive(stored + new), (stored, new)
+        else:
+            assert not all(fold.extends(sort_key(e)) for e in new)
+    assert extended > 500  # the in-order case was exercised
+
+
+def test_a_row_without_fold_state_is_derived_afresh() -> None:
+    assert Fold.restore(None, "in_transit", None) is None
+    empty = Fold.restore(Fold().state(), "pending", None)
+    assert empty is not None and empty.derived() == derive([])
