@@ -408,7 +408,11 @@ async def _counted(state: State, events: AsyncIterator[bytes]) -> AsyncIterator[
 
 
 # Last: /alerts/{alert_id} would otherwise shadow /alerts/stream.
-@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=_CHANGE_ERRORS)
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertOut,
+    responses={**_ERRORS, 404: {"description": "no such alert for this tenant"}},
+)
 async def get_alert(alert_id: uuid.UUID, principal: Operator, session: SessionDep) -> AlertOut:
     alert = await repository.get_alert(session, alert_id, tenant_id=principal.tenant_id)
     return (await _out(session, [alert]))[0]

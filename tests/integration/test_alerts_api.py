@@ -344,3 +344,33 @@ async def test_cli_creates_an_operator_key(
     assert key.startswith("tl_")
     assert (await api.get("/v1/alerts", headers=bearer(key))).status_code == 200
     assert (await api.get("/v1/keys", headers=bearer(key))).status_code == 403
+
+
+async def test_openapi_describes_the_operator_api(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    paths = spec["paths"]
+    operations = {
+        ("get", "/v1/alerts"),
+        ("get", "/v1/alerts/counts"),
+        ("get", "/v1/alerts/rules"),
+        ("put", "/v1/alerts/rules"),
+        ("get", "/v1/alerts/{alert_id}"),
+        ("post", "/v1/alerts/{alert_id}/acknowledge"),
+        ("post", "/v1/alerts/{alert_id}/snooze"),
+        ("post", "/v1/alerts/{alert_id}/resolve"),
+        ("post", "/v1/alerts/stream-token"),
+        ("get", "/v1/alerts/stream"),
+        ("get", "/v1/carriers/health"),
+    }
+    for method, path in operations:
+        op = paths[path][method]
+        assert {"401", "403"} <= set(op["responses"]), (method, path)
+    stream = paths["/v1/alerts/stream"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    params = {p["name"] for p in stream["parameters"]}
+    assert {"token", "last_event_id", "Last-Event-ID"} <= params
+    snooze = paths["/v1/alerts/{alert_id}/snooze"]["post"]
+    assert snooze["responses"]["409"]["description"] == "the alert is already resolved"
+    filters = {p["name"] for p in paths["/v1/alerts"]["get"]["parameters"]}
+    assert {"state", "rule", "carrier", "lane", "module", "min_age_s", "cursor", "limit"} <= filters
+    assert "/ops" not in paths  # the console is a page, not part of the API

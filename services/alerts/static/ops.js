@@ -156,7 +156,7 @@
     if (a.state === "snoozed" && a.snoozed_until) state.append(" until ", when(a.snoozed_until));
     return el("tr", { "data-alert-id": a.id, "data-state": a.state },
       el("td", {}, when(a.opened_at)),
-      el("td", {}, el("span", { class: "mono" }, a.rule)),
+      el("td", { class: "rule" }, el("span", { class: "mono" }, a.rule)),
       el("td", {}, badge("sev", a.severity)),
       el("td", {}, subject(a)),
       el("td", {}, a.lane || "–"),
