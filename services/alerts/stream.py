@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.tokens import still_valid
 from shared.auth import Principal
 from shared.db import utcnow
 from shared.errors import InvalidInput
+
+log = logging.getLogger("throughline.alerts")
 
 
 @dataclass(frozen=True, order=True)
@@ -135,11 +139,16 @@ class AlertStream:
         loop = asyncio.get_running_loop()
         beat_at = loop.time() + self._config.heartbeat_s
         while not self._shutdown.is_set():
-            async with self._sessions() as session:
-                changes = await self._read(session)
-                if loop.time() >= beat_at:
-                    if not await still_valid(session, self._principal, utcnow()):
-                        return
+            try:
+                async with self._sessions() as session:
+                    changes = await self._read(session)
+                    if loop.time() >= beat_at:
+                        if not await still_valid(session, self._principal, utcnow()):
+                            return
+            except (OperationalError, DBAPIError) as exc:
+                # End the stream cleanly; the client reconnects with Last-Event-ID and resumes.
+                log.warning("alert stream: database unavailable (%s); closing", type(exc).__name__)
+                return
             for change in changes:
                 if self._remember(change):
                     yield frame(change)
