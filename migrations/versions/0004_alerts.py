@@ -3,7 +3,8 @@
 Merges the two heads (merchant webhooks, legs and customs). Stored stale rules (global or per
 tenant); alerts with one unresolved row per (shipment, rule) and per (carrier, rule); the p90 dwell
 learned per lane, carrier and status; poll outcomes per carrier and minute (carrier health); the
-indexes the alerts scan walks on shipments and legs.
+indexes the alerts scan walks on shipments and legs. The webhooks' own quiet-shipment timer goes
+(``webhook_shipment_state.stale_notified_at``): ``shipment.stale`` now follows opened alerts.
 
 Revision ID: 0004
 Revises: 0002, 0003
@@ -174,23 +175,28 @@ def upgrade() -> None:
     op.create_table(
         "carrier_poll_stat",
         sa.Column("carrier", sa.String(length=40), nullable=False),
-        sa.Column("minute_at", _TS, nullable=False),
+        sa.Column("bucket_at", _TS, nullable=False),
         sa.Column("polls", sa.Integer(), nullable=False),
         sa.Column("errors", sa.Integer(), nullable=False),
         sa.Column("latency_ms_sum", sa.Integer(), nullable=False),
         sa.Column("latency_ms_max", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_ok_at", _TS, nullable=True),
-        sa.PrimaryKeyConstraint("carrier", "minute_at", name=op.f("pk_carrier_poll_stat")),
+        sa.PrimaryKeyConstraint("carrier", "bucket_at", name=op.f("pk_carrier_poll_stat")),
     )
 
     op.create_index(
         "ix_shipment_active_last_event", "shipment", ["last_event_at"], **_where(_ACTIVE)
     )
     op.create_index("ix_leg_shipment_position", "leg", ["shipment_id", "position"])
+    # Staleness is the alerts service's: the webhooks side no longer times quiet shipments.
+    with op.batch_alter_table("webhook_shipment_state", recreate="never") as batch_op:
+        batch_op.drop_column("stale_notified_at")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("webhook_shipment_state", recreate="never") as batch_op:
+        batch_op.add_column(sa.Column("stale_notified_at", _TS, nullable=True))
     op.drop_index("ix_leg_shipment_position", table_name="leg")
     op.drop_index("ix_shipment_active_last_event", table_name="shipment")
     op.drop_table("carrier_poll_stat")

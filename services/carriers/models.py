@@ -65,12 +65,12 @@ class RawPayloadRow(Base):
 
 
 class CarrierPollStat(Base):
-    """Poll outcomes of one carrier in one minute, added up by every poller (carrier health)."""
+    """Poll outcomes of one carrier in one ten-second bucket, added up by every poller (health)."""
 
     __tablename__ = "carrier_poll_stat"
 
     carrier: Mapped[str] = mapped_column(String(40), primary_key=True)
-    minute_at: Mapped[datetime] = mapped_column(primary_key=True)
+    bucket_at: Mapped[datetime] = mapped_column(primary_key=True)
     polls: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms_sum: Mapped[int] = mapped_column(Integer, default=0)

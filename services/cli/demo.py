@@ -52,6 +52,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "poll_min_interval_s": 1.0,
             "poll_tick_s": 0.5,
             "consumer_wait_ms": 100,
+            "alert_scan_interval_s": 5.0,
             # A local receiver (e.g. docs/webhooks.md's) is the point of a demo endpoint.
             "webhook_allow_loopback": True,
         }

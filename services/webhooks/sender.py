@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import deque
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhooks import repository, signing
 from services.webhooks.client import WebhookClient
-from services.webhooks.handlers import AttemptResult, Policy, schedule_stale, settle
+from services.webhooks.handlers import AttemptResult, Policy, settle
 from shared.bus.runner import is_transient
 from shared.db import transaction, utcnow
 from shared.settings import Settings
@@ -95,7 +94,6 @@ class Sender:
             self._client = client
             writing = asyncio.Event()
             writer = asyncio.create_task(self._write_results(writing))
-            stale = asyncio.create_task(self._scan_stale(stop))
             log.info("webhook sender started", extra={"max_in_flight": self._max})
             try:
                 await self._claim_loop(stop)
@@ -107,9 +105,6 @@ class Sender:
                 writing.set()
                 self._have_results.set()
                 await writer
-                stale.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stale
                 await self._release(unsent)
             log.info("webhook sender stopped", extra={"attempts": self.stats.attempts})
 
@@ -235,17 +230,6 @@ class Sender:
                 "could not record webhook attempts; they will be sent again",
                 extra={"deliveries": [r.delivery_id for r in batch], "error": repr(exc)},
             )
-
-    async def _scan_stale(self, stop: asyncio.Event) -> None:
-        after = self._settings.webhook_stale_after_s
-        interval = max(0.5, min(60.0, after / 10))
-        while not stop.is_set():
-            try:
-                async with transaction(self._sessions) as session:
-                    await schedule_stale(session, utcnow(), after)
-            except Exception as exc:  # noqa: BLE001 - loop boundary; the next scan tries again
-                log.warning("stale scan failed", extra={"error": repr(exc)})
-            await _first(stop.wait(), None, interval)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Transient database failures are retried in place, for up to ten minutes."""
