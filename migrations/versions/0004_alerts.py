@@ -189,6 +189,7 @@ def upgrade() -> None:
         "ix_shipment_active_last_event", "shipment", ["last_event_at"], **_where(_ACTIVE)
     )
     op.create_index("ix_leg_shipment_position", "leg", ["shipment_id", "position"])
+    op.create_index("ix_leg_carrier", "leg", ["carrier"])
     # Staleness is the alerts service's: the webhooks side no longer times quiet shipments.
     with op.batch_alter_table("webhook_shipment_state", recreate="never") as batch_op:
         batch_op.drop_column("stale_notified_at")
@@ -197,6 +198,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("webhook_shipment_state", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("stale_notified_at", _TS, nullable=True))
+    op.drop_index("ix_leg_carrier", table_name="leg")
     op.drop_index("ix_leg_shipment_position", table_name="leg")
     op.drop_index("ix_shipment_active_last_event", table_name="shipment")
     op.drop_table("carrier_poll_stat")

@@ -9,6 +9,10 @@ Two signals, refreshed into ``carrier_health`` on every scan:
 - ``carrier_silent``: the carrier has at least ``min_active`` unfinished parcels (those whose last
   leg is the carrier's) and none of them had an event for ``silent_s``. It resolves on any event.
 
+Parcels are counted only up to ``min_active`` (``carrier_health.active_shipments`` is "at least"),
+and ``last_event_at`` is some event within ``silent_s`` when there is one, the newest otherwise:
+both are bounded probes, so a healthy carrier costs a few index lookups however many parcels it has.
+
 Reads the carriers' ``carrier_poll_stat`` and the timeline's ``shipment`` and ``leg`` through SQL.
 """
 
@@ -132,38 +136,52 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _parcels_sql(pg: bool) -> str:
-    if pg:
-        carrier = "COALESCE(cl.carrier, s.carrier)"
-        join = (
-            "LEFT JOIN LATERAL (SELECT l.carrier FROM leg l WHERE l.shipment_id = s.id "
-            "ORDER BY l.position DESC LIMIT 1) cl ON true"
-        )
-    else:
-        carrier = (
-            "COALESCE((SELECT l.carrier FROM leg l WHERE l.shipment_id = s.id "
-            "ORDER BY l.position DESC LIMIT 1), s.carrier)"
-        )
-        join = ""
-    return (
-        f"SELECT c.carrier, COUNT(*), MAX(c.last_event_at) FROM ("
-        f" SELECT {carrier} AS carrier, s.last_event_at FROM shipment s {join}"
-        f" WHERE s.status NOT IN ({_TERMINAL}) AND s.merged_into_id IS NULL"
-        f"   AND s.tenant_id IS NOT NULL) c GROUP BY c.carrier"
-    )
+_CARRIERS_SQL = """
+WITH RECURSIVE c(carrier) AS (
+  SELECT MIN(carrier) FROM leg
+  UNION ALL
+  SELECT (SELECT MIN(l.carrier) FROM leg l WHERE l.carrier > c.carrier) FROM c
+  WHERE c.carrier IS NOT NULL
+)
+SELECT carrier FROM c WHERE carrier IS NOT NULL"""
+
+# The carrier's unfinished parcels: those whose last leg is the carrier's. Probed with LIMIT, so a
+# carrier that speaks costs a few index lookups; only a silent one is walked in full.
+_PARCELS = (
+    "FROM leg l JOIN shipment s ON s.id = l.shipment_id WHERE l.carrier = :carrier"
+    f" AND s.status NOT IN ({_TERMINAL}) AND s.merged_into_id IS NULL AND s.tenant_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM leg l2 WHERE l2.shipment_id = l.shipment_id"
+    " AND l2.position > l.position)"
+)
 
 
-async def _parcel_facts(session: AsyncSession, facts: dict[str, Facts], pg: bool) -> None:
-    for carrier, n, last in await session.execute(text(_parcels_sql(pg))):
+async def _parcel_facts(
+    session: AsyncSession, facts: dict[str, Facts], limits: CarrierLimits, now: datetime
+) -> None:
+    since = now - timedelta(seconds=limits.silent_s)
+    carriers = set(facts) | set((await session.scalars(text(_CARRIERS_SQL))).all())
+    active = text(f"SELECT COUNT(*) FROM (SELECT 1 {_PARCELS} LIMIT :n) a")
+    spoke = text(
+        f"SELECT s.last_event_at {_PARCELS} AND s.last_event_at >= :since LIMIT 1"
+    ).bindparams(bindparam("since", type_=UtcDateTime()))
+    newest = text(f"SELECT MAX(s.last_event_at) {_PARCELS}")
+    for carrier in sorted(carriers):
         f = facts.setdefault(carrier, Facts(carrier))
-        f.active, f.last_event_at = int(n), _aware(last)
+        n = await session.scalar(active, {"carrier": carrier, "n": limits.min_active})
+        f.active = int(n or 0)
+        if not f.active:
+            continue
+        recent = await session.scalar(spoke, {"carrier": carrier, "since": since})
+        if recent is None and f.active >= limits.min_active:
+            recent = await session.scalar(newest, {"carrier": carrier})
+        f.last_event_at = _aware(recent)
 
 
 async def collect(
     session: AsyncSession, limits: CarrierLimits, now: datetime, pg: bool
 ) -> dict[str, Facts]:
     facts = await _poll_facts(session, now - timedelta(seconds=limits.window_s))
-    await _parcel_facts(session, facts, pg)
+    await _parcel_facts(session, facts, limits, now)
     return facts
 
 

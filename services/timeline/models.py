@@ -70,6 +70,7 @@ class Leg(Base):
         UniqueConstraint("shipment_id", "carrier", "tracking_number"),
         Index("ix_leg_number", "tracking_number", "carrier"),
         Index("ix_leg_shipment_position", "shipment_id", "position"),
+        Index("ix_leg_carrier", "carrier"),  # carrier health walks one carrier's legs
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
