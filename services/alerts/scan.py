@@ -58,6 +58,7 @@ _RULE_COLUMNS = (
     ("floor_s", "double precision"),
     ("source", "varchar"),
     ("rnk", "integer"),
+    ("r_cut", "timestamptz"),
 )
 
 
@@ -81,8 +82,9 @@ async def scan(session: AsyncSession, config: ScanConfig, now: datetime, topic: 
     """One scan; flushes only (the caller commits)."""
     result = ScanResult()
     pg = session.bind.dialect.name == "postgresql"
-    if pg:  # planning-time JIT costs more than these short, index-driven statements gain
+    if pg:  # JIT costs more than these index-driven statements gain; sorts stay in memory
         await session.execute(text("SET LOCAL jit = off"))
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
     result.reopened = await _publish(
         session, await _reopen_snoozed(session, now), "reopened", now, topic
     )
@@ -162,7 +164,13 @@ async def _resolve_resumed(session: AsyncSession, now: datetime, pg: bool) -> li
 # --- opening shipment alerts --------------------------------------------------------------------
 
 
-def _rules_cte(rules: Sequence[Rule], pg: bool) -> tuple[str, dict[str, Any]]:
+def _lower_bound_s(rule: Rule) -> float:
+    """No shipment quieter than this can be stale under ``rule`` (learned limits have a floor)."""
+    s = rule.spec
+    return min(s.max_silence_s, s.floor_s or 0.0) if s.learned else s.max_silence_s
+
+
+def _rules_cte(rules: Sequence[Rule], pg: bool, now: datetime) -> tuple[str, dict[str, Any]]:
     """``rules(...) AS (VALUES ...)`` with one bound row per rule (typed for PostgreSQL)."""
     params: dict[str, Any] = {}
     rows = []
@@ -183,6 +191,7 @@ def _rules_cte(rules: Sequence[Rule], pg: bool) -> tuple[str, dict[str, Any]]:
             float(s.floor_s) if s.floor_s is not None else None,
             rule.source,
             rule.rank,
+            now - timedelta(seconds=_lower_bound_s(rule)),
         )
         cells = []
         for (name, sqltype), value in zip(_RULE_COLUMNS, values, strict=True):
@@ -201,32 +210,28 @@ def _rules_cte(rules: Sequence[Rule], pg: bool) -> tuple[str, dict[str, Any]]:
 
 def _min_silence_s(rules: Sequence[Rule]) -> float:
     """The loosest cut: nobody quieter than this can be stale under any rule."""
-    limits = []
-    for r in rules:
-        s = r.spec
-        limits.append(min(s.max_silence_s, s.floor_s or 0.0) if s.learned else s.max_silence_s)
-    return min(limits)
+    return min(_lower_bound_s(r) for r in rules)
 
 
 def _current_leg(pg: bool) -> tuple[str, str, str]:
-    """(join clause, carrier expression, leg module expression) for a shipment's last leg."""
+    """(join clause, carrier expression, leg module expression) for shipment ``p``'s last leg."""
     if pg:
         join = (
-            "LEFT JOIN LATERAL (SELECT l.carrier, l.module FROM leg l WHERE l.shipment_id = s.id "
+            "LEFT JOIN LATERAL (SELECT l.carrier, l.module FROM leg l WHERE l.shipment_id = p.id "
             "ORDER BY l.position DESC LIMIT 1) cl ON true"
         )
-        return join, "COALESCE(cl.carrier, s.carrier)", "cl.module"
-    last = "FROM leg l WHERE l.shipment_id = s.id ORDER BY l.position DESC LIMIT 1"
+        return join, "COALESCE(cl.carrier, p.carrier)", "cl.module"
+    last = "FROM leg l WHERE l.shipment_id = p.id ORDER BY l.position DESC LIMIT 1"
     return (
         "",
-        f"COALESCE((SELECT l.carrier {last}), s.carrier)",
+        f"COALESCE((SELECT l.carrier {last}), p.carrier)",
         f"(SELECT l.module {last})",
     )
 
 
 def _open_sql(rules_cte: str, pg: bool) -> str:
     join, carrier, leg_module = _current_leg(pg)
-    module = f"COALESCE({leg_module}, CASE s.substatus {_MODULE_OF_SUBSTATUS} END)"
+    module = f"COALESCE({leg_module}, CASE p.substatus {_MODULE_OF_SUBSTATUS} END)"
     greatest = "GREATEST" if pg else "MAX"
     new_id = "gen_random_uuid()" if pg else "lower(hex(randomblob(16)))"
     age = (
@@ -252,14 +257,28 @@ def _open_sql(rules_cte: str, pg: bool) -> str:
     return f"""
 WITH {rules_cte},
 overridden AS (SELECT DISTINCT tenant_id FROM rules WHERE tenant_id IS NOT NULL),
-cand AS (
+pre AS (
   SELECT s.id, s.tenant_id, s.status, s.substatus, s.origin_country AS origin,
-         s.destination_country AS destination, s.last_event_at,
-         COALESCE(s.last_event_at, s.created_at) AS silent_since,
-         {carrier} AS carrier, {module} AS module
-  FROM shipment s {join}
+         s.destination_country AS destination, s.last_event_at, s.carrier,
+         COALESCE(s.last_event_at, s.created_at) AS silent_since
+  FROM shipment s
   WHERE s.status NOT IN ({_TERMINAL}) AND s.merged_into_id IS NULL AND s.tenant_id IS NOT NULL
     AND (s.last_event_at < :cutoff OR (s.last_event_at IS NULL AND s.created_at < :cutoff))
+    AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.kind = 'shipment' AND a.resolved_at IS NULL
+                    AND a.shipment_id = s.id)
+    AND EXISTS (
+      SELECT 1 FROM rules r LEFT JOIN overridden o ON o.tenant_id = s.tenant_id
+      WHERE (r.tenant_id = s.tenant_id OR (r.tenant_id IS NULL AND o.tenant_id IS NULL))
+        AND (r.r_status IS NULL OR r.r_status = s.status)
+        AND (r.r_substatus IS NULL OR r.r_substatus = s.substatus)
+        AND (r.r_origin IS NULL OR r.r_origin = s.origin_country)
+        AND (r.r_destination IS NULL OR r.r_destination = s.destination_country)
+        AND COALESCE(s.last_event_at, s.created_at) < r.r_cut)
+),
+cand AS (
+  SELECT p.id, p.tenant_id, p.status, p.substatus, p.origin, p.destination, p.last_event_at,
+         p.silent_since, {carrier} AS carrier, {module} AS module
+  FROM pre p {join}
 ),
 matched AS (
   SELECT c.*, r.rule_key, r.max_silence_s, r.severity, r.learned, r.floor_s, r.source, r.rnk
@@ -306,10 +325,13 @@ RETURNING id
 async def _open_stale(
     session: AsyncSession, rules: Sequence[Rule], min_samples: int, now: datetime, pg: bool
 ) -> list[uuid.UUID]:
-    cte, params = _rules_cte(rules, pg)
+    cte, params = _rules_cte(rules, pg, now)
+    cuts = [bindparam(f"r_cut_{i}", type_=UtcDateTime()) for i in range(len(rules))]
     stmt = (
         text(_open_sql(cte, pg))
-        .bindparams(bindparam("now", type_=UtcDateTime()), bindparam("cutoff", type_=UtcDateTime()))
+        .bindparams(
+            bindparam("now", type_=UtcDateTime()), bindparam("cutoff", type_=UtcDateTime()), *cuts
+        )
         .columns(id=Uuid())
     )
     cutoff = now - timedelta(seconds=_min_silence_s(rules))
