@@ -165,17 +165,13 @@ async def put_rules(
 
     A rule with the key of a default rule replaces it for this tenant only."""
     settings: Settings = request.app.state.settings
-    base = base_rules(_rules_file(settings))
+    base = base_rules(settings.alert_rules_file)
     await repository.put_rules(session, base, principal.tenant_id, body.rules, now=utcnow())
     return await _rules(session, settings, principal.tenant_id)
 
 
-def _rules_file(settings: Settings) -> str:
-    return str(getattr(settings, "alert_rules_file", "") or "")
-
-
 async def _rules(session: AsyncSession, settings: Settings, tenant_id: uuid.UUID) -> RulesOut:
-    base = base_rules(_rules_file(settings))
+    base = base_rules(settings.alert_rules_file)
     effective = await repository.effective_rules(session, base, tenant_id)
     return RulesOut(
         effective=[RuleOut(rule=r.spec, source=r.source) for r in effective],
@@ -250,12 +246,14 @@ async def _after_change(session: AsyncSession, request: Request, alert: Alert) -
 
 
 @router.get("/carriers/health", response_model=CarrierHealthList, responses=_ERRORS)
-async def carriers_health(_: Operator, session: SessionDep) -> CarrierHealthList:
+async def carriers_health(_: Operator, session: SessionDep, request: Request) -> CarrierHealthList:
     """Each carrier's API as the last scan saw it, and its open outage alerts.
 
     ``health``: ``idle`` when it was not polled in the window; ``down`` with a critical open
-    outage alert or half the polls failing; ``degraded`` with any open outage alert or a tenth of
-    the polls failing; else ``ok``. The same for every tenant: it is about the carriers' APIs."""
+    outage alert, or with at least ``alert_carrier_min_polls`` polls of which at least
+    ``alert_carrier_error_rate`` failed; ``degraded`` with any open outage alert or a fifth of that
+    error rate (over any number of polls); else ``ok``. The same for every tenant: it is about the carriers' APIs."""
+    settings: Settings = request.app.state.settings
     rows = await repository.carrier_health(session)
     page = await repository.list_alerts(
         session,
@@ -267,19 +265,21 @@ async def carriers_health(_: Operator, session: SessionDep) -> CarrierHealthList
     open_by: dict[str, list[Alert]] = {}
     for a in page.items:
         open_by.setdefault(a.carrier or "", []).append(a)
-    window = int(rows[0].window_s) if rows else 0
+    window = int(rows[0].window_s) if rows else int(settings.alert_carrier_window_s)
     return CarrierHealthList(
-        window_s=window, data=[_health(r, open_by.get(r.carrier, [])) for r in rows]
+        window_s=window, data=[_health(r, open_by.get(r.carrier, []), settings) for r in rows]
     )
 
 
-def _health(row: CarrierHealth, alerts: list[Alert]) -> CarrierHealthOut:
+def _health(row: CarrierHealth, alerts: list[Alert], settings: Settings) -> CarrierHealthOut:
     rate = row.error_rate or 0.0
+    judged = row.polls >= settings.alert_carrier_min_polls
+    limit = settings.alert_carrier_error_rate
     if row.polls == 0 and not alerts:
         health = "idle"
-    elif any(a.severity == CRITICAL for a in alerts) or rate >= 0.5:
+    elif any(a.severity == CRITICAL for a in alerts) or (judged and rate >= limit):
         health = "down"
-    elif alerts or rate >= 0.1:
+    elif alerts or rate >= limit / 5:
         health = "degraded"
     else:
         health = "ok"

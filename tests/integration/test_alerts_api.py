@@ -262,6 +262,7 @@ async def test_carrier_health(stack: Runtime, api: httpx.AsyncClient) -> None:
             ("dhl", 100, 1),
             ("ups", 40, 30),
             ("usps", 0, 0),
+            ("upu", 4, 4),
             ("fedex", 50, 0),
         ):
             s.add(CarrierHealth(
@@ -279,6 +280,7 @@ async def test_carrier_health(stack: Runtime, api: httpx.AsyncClient) -> None:
     assert body["window_s"] == 900
     assert {k: v["health"] for k, v in by.items()} == {
         "dhl": "ok", "ups": "down", "usps": "idle", "fedex": "degraded",
+        "upu": "degraded",  # every poll failed, but too few polls to call it down
     }  # fmt: skip
     assert by["fedex"]["open_alerts"] == ["carrier_silent"] and by["dhl"]["open_alerts"] == []
     assert by["ups"]["error_rate"] == pytest.approx(0.75) and by["ups"]["last_error"] == "HTTP 503"
