@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     alert_carrier_min_active: int = Field(
         default=20, description="active parcels a carrier needs before its silence can alert"
     )
+    alert_carrier_recovery_s: float = Field(
+        default=900.0,
+        description="after a carrier alert resolves, its parcels get this long to catch up",
+    )
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -50,6 +50,7 @@ class CarrierLimits:
     error_rate: float = 0.5
     silent_s: float = 86400.0
     min_active: int = 20
+    recovery_s: float = 900.0  # after a carrier alert resolves, its parcels' grace to catch up
 
 
 @dataclass

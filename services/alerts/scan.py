@@ -7,7 +7,8 @@ One pass, in one transaction:
 3. carrier health (``health.py``): carrier alerts open or resolve;
 4. ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` opens one alert per (shipment, rule) for every
    unfinished shipment quiet longer than its winning rule allows, except where the shipment's
-   current carrier has an open carrier alert (one carrier alert, not 500 parcel alerts).
+   current carrier has an open carrier alert (one carrier alert, not 500 parcel alerts) or had one
+   resolved less than ``alert_carrier_recovery_s`` ago (its pollers are still catching up).
 
 Every change is written to the outbox for ``alerts.v1``. The shipment side reads the timeline's
 ``shipment`` and ``leg`` tables through SQL only (bare table names, no import of that service): it
@@ -97,7 +98,10 @@ async def scan(session: AsyncSession, config: ScanConfig, now: datetime, topic: 
     )
     rules = await _rules(session, config.base)
     if rules:
-        opened = await _open_stale(session, rules, config.learned_min_samples, now, pg)
+        recovered_since = now - timedelta(seconds=config.carrier.recovery_s)
+        opened = await _open_stale(
+            session, rules, config.learned_min_samples, now, recovered_since, pg
+        )
         result.opened = await _publish(session, opened, "opened", now, topic)
     return result
 
@@ -315,25 +319,33 @@ SELECT {new_id}, w.tenant_id, 'shipment', w.rule_key, w.severity, 'open', w.id, 
        w.substatus, w.threshold_s, w.threshold_source, w.last_event_at, w.silent_since, :now, :now
 FROM winner w
 WHERE {age} > w.threshold_s
-  AND NOT EXISTS (SELECT 1 FROM alert ca WHERE ca.kind = 'carrier' AND ca.resolved_at IS NULL
-                  AND ca.carrier = w.carrier)
+  AND NOT EXISTS (SELECT 1 FROM alert ca WHERE ca.kind = 'carrier' AND ca.carrier = w.carrier
+                  AND (ca.resolved_at IS NULL OR ca.resolved_at > :recovered_since))
 ON CONFLICT DO NOTHING
 RETURNING id
 """
 
 
 async def _open_stale(
-    session: AsyncSession, rules: Sequence[Rule], min_samples: int, now: datetime, pg: bool
+    session: AsyncSession,
+    rules: Sequence[Rule],
+    min_samples: int,
+    now: datetime,
+    recovered_since: datetime,
+    pg: bool,
 ) -> list[uuid.UUID]:
     cte, params = _rules_cte(rules, pg, now)
     cuts = [bindparam(f"r_cut_{i}", type_=UtcDateTime()) for i in range(len(rules))]
     stmt = (
         text(_open_sql(cte, pg))
         .bindparams(
-            bindparam("now", type_=UtcDateTime()), bindparam("cutoff", type_=UtcDateTime()), *cuts
+            bindparam("now", type_=UtcDateTime()),
+            bindparam("cutoff", type_=UtcDateTime()),
+            bindparam("recovered_since", type_=UtcDateTime()),
+            *cuts,
         )
         .columns(id=Uuid())
     )
     cutoff = now - timedelta(seconds=_min_silence_s(rules))
-    params.update(now=now, cutoff=cutoff, min_samples=min_samples)
+    params.update(now=now, cutoff=cutoff, min_samples=min_samples, recovered_since=recovered_since)
     return _ids((await session.execute(stmt, params)).all())

@@ -39,6 +39,7 @@ def scan_config(settings: Settings) -> ScanConfig:
             error_rate=settings.alert_carrier_error_rate,
             silent_s=settings.alert_carrier_silent_s,
             min_active=settings.alert_carrier_min_active,
+            recovery_s=settings.alert_carrier_recovery_s,
         ),
     )
 

@@ -266,8 +266,8 @@ async def test_an_open_carrier_alert_holds_back_its_parcels(stack: Runtime) -> N
     assert health["usps"].polls == 50 and health["usps"].active_shipments == 3
     assert health["usps"].error_rate == 49 / 50 and health["usps"].latency_ms_avg == 100.0
 
-    # The carrier answers again: the carrier alert resolves, its quiet parcels now speak for
-    # themselves, one alert each.
+    # The carrier answers again: the carrier alert resolves; its parcels get the recovery grace
+    # to catch up, then the ones still quiet speak for themselves, one alert each.
     async with transaction(stack.sessions) as s:
         s.add(
             CarrierPollStat(
@@ -281,9 +281,12 @@ async def test_an_open_carrier_alert_holds_back_its_parcels(stack: Runtime) -> N
             )
         )
     later = await _scan(stack, NOW + timedelta(minutes=20))
-    assert (later.carrier_resolved, later.opened) == (1, 3)
+    assert (later.carrier_resolved, later.opened) == (1, 0)
     [carrier_alert] = await _alerts(stack, kind=CARRIER)
     assert carrier_alert.state == RESOLVED
+    grace = CONFIG.carrier.recovery_s
+    after = await _scan(stack, NOW + timedelta(minutes=20, seconds=grace + 1))
+    assert after.opened == 3
 
 
 async def test_a_carrier_silent_on_all_its_parcels_is_one_carrier_alert(stack: Runtime) -> None:
