@@ -305,12 +305,14 @@ async def stream_token(
     principal: Operator, session: SessionDep, request: Request
 ) -> StreamTokenOut:
     """A token that opens ``GET /v1/alerts/stream?token=...`` for five minutes, for clients that
-    cannot send headers (a browser's EventSource). It opens nothing else; revoking the key
+    cannot send headers (a browser's EventSource). The stream it opens ends when it expires (ask
+    for a new one and resume with ``last_event_id``); it opens nothing else; revoking the key
     invalidates it."""
     key = await session.get(ApiKey, principal.key_id)
     if key is None:  # revoked and deleted between authentication and here
         raise Unauthorized("invalid or revoked API key")
-    token, expires = issue_token(key, utcnow())
+    config = _config(request)
+    token, expires = issue_token(key, utcnow(), config.token_ttl_s)
     url = request.url_for("alert_stream").include_query_params(token=token)
     return StreamTokenOut(
         token=token,
@@ -319,19 +321,24 @@ async def stream_token(
     )
 
 
+def _config(request: Request) -> StreamConfig:
+    config: StreamConfig | None = getattr(request.app.state, "alert_stream_config", None)
+    return config or StreamConfig()
+
+
 async def _stream_principal(
     request: Request, token: str | None, authorization: str | None, x_api_key: str | None
-) -> Principal:
-    """A stream token, or an operator key as a bearer header; the session is closed before the
-    stream starts, so an open stream holds no database connection between its polls."""
+) -> tuple[Principal, datetime | None]:
+    """A stream token (and when it expires), or an operator key as a bearer header. The session
+    is closed before the stream starts: an open stream holds no connection between its polls."""
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session:
         if token:
-            principal = await verify_token(session, token, utcnow())
+            principal, expires = await verify_token(session, token, utcnow())
             principal.require(SCOPE)
-            return principal
+            return principal, expires
         check = require_scope(SCOPE)
-        return await check(request, session, authorization, x_api_key)
+        return await check(request, session, authorization, x_api_key), None
 
 
 def _fetch() -> FetchChanges:
@@ -382,13 +389,12 @@ async def alert_stream(
     on their own when they reconnect, or ``?last_event_id=`` such as ``stream_cursor`` from
     ``GET /v1/alerts``) it sends every change after it, at least once: a change from just before
     the resume point may come again, so keep the newest ``updated_at`` per alert id."""
-    principal = await _stream_principal(request, token, authorization, x_api_key)
+    principal, ends_at = await _stream_principal(request, token, authorization, x_api_key)
     raw = last_event_id_header or last_event_id
     resume = Cursor.decode(raw) if raw else None
     state = request.app.state
-    config: StreamConfig = getattr(state, "alert_stream_config", None) or StreamConfig()
     shutdown: asyncio.Event = getattr(state, "shutdown", None) or asyncio.Event()
-    stream = AlertStream(state.sessions, principal, _fetch(), config, shutdown)
+    stream = AlertStream(state.sessions, principal, _fetch(), _config(request), shutdown, ends_at)
     await stream.start(resume, queries.latest_change)
     return StreamingResponse(
         _counted(state, stream.events()),

@@ -19,7 +19,8 @@ alert, so a repeat is harmless).
 Frames: ``retry:`` first, then ``id: <cursor>`` / ``event: alert`` / ``data: <alert JSON>`` per change,
 and a ``: heartbeat`` comment every ``heartbeat_s`` so proxies keep the connection open and a client
 notices a dead one. The stream ends when the client goes away (Starlette cancels the generator), when
-the server shuts down, or when the API key behind it is revoked.
+the server shuts down, when the API key behind it is revoked, or when the stream token that opened
+it expires.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.tokens import still_valid
+from services.alerts.tokens import TOKEN_TTL_S, still_valid
 from shared.auth import Principal
 from shared.db import utcnow
 from shared.errors import InvalidInput
@@ -92,6 +93,7 @@ class StreamConfig:
     overlap_s: float = 10.0
     retry_ms: int = 3000
     batch: int = 200
+    token_ttl_s: int = TOKEN_TTL_S
 
 
 def frame(change: Change) -> bytes:
@@ -114,7 +116,9 @@ class AlertStream:
         fetch: FetchChanges,
         config: StreamConfig,
         shutdown: asyncio.Event,
+        ends_at: datetime | None = None,
     ):
+        self._ends_at = ends_at  # a token-opened stream lasts as long as its token
         self._sessions = sessions
         self._principal = principal
         self._fetch = fetch
@@ -139,6 +143,8 @@ class AlertStream:
         loop = asyncio.get_running_loop()
         beat_at = loop.time() + self._config.heartbeat_s
         while not self._shutdown.is_set():
+            if self._ends_at is not None and utcnow() >= self._ends_at:
+                return
             try:
                 async with self._sessions() as session:
                     changes = await self._read(session)

@@ -5,8 +5,8 @@
 sent as a bearer header, for a token from ``POST /v1/alerts/stream-token`` and puts only that token
 in the stream's URL. A token:
 
-- names the API key it was issued to and expires after ``TOKEN_TTL_S`` (it only has to open a
-  connection; the page asks for a new one when it reconnects);
+- names the API key it was issued to and expires after ``TOKEN_TTL_S``; a stream it opened ends
+  then too, and the page asks for a new token and resumes from its last event id;
 - is an HMAC keyed with that key's stored digest, so every API process can check it without a
   shared secret, and revoking the key invalidates its tokens at once;
 - opens the alert stream and nothing else: it is not an API key (no ``tl_`` form) and
@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,9 +55,11 @@ def _split(token: str) -> tuple[uuid.UUID, int, str]:
     return key_id, int(parts[1]), parts[2]
 
 
-async def verify_token(session: AsyncSession, token: str, now: datetime) -> Principal:
-    """The principal the token was issued to; ``Unauthorized`` when it is forged, expired or its
-    key is revoked."""
+async def verify_token(
+    session: AsyncSession, token: str, now: datetime
+) -> tuple[Principal, datetime]:
+    """The principal the token was issued to and when the token expires; ``Unauthorized`` when
+    it is forged, expired or its key is revoked."""
     key_id, expires, mac = _split(token)
     key = await session.get(ApiKey, key_id)
     payload = f"{key_id.hex}.{expires}"
@@ -67,7 +69,8 @@ async def verify_token(session: AsyncSession, token: str, now: datetime) -> Prin
         raise Unauthorized("expired stream token: ask POST /v1/alerts/stream-token for a new one")
     if key.revoked_at is not None and key.revoked_at <= now:
         raise Unauthorized("the API key this stream token was issued to is revoked")
-    return Principal(key.tenant_id, key.id, frozenset(key.scopes))
+    principal = Principal(key.tenant_id, key.id, frozenset(key.scopes))
+    return principal, datetime.fromtimestamp(expires, UTC)
 
 
 async def still_valid(session: AsyncSession, principal: Principal, now: datetime) -> bool:

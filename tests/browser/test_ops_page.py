@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.alerts.models import CarrierHealth
 from services.alerts.stream import StreamConfig
@@ -44,6 +45,7 @@ class Site:
     base: str
     rt: Runtime
     tenant: Tenant
+    app: FastAPI
 
 
 def _free_port() -> int:
@@ -108,7 +110,7 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
         try:
-            yield Site(base, rt, tenant)
+            yield Site(base, rt, tenant, app)
         finally:
             stop.set()
             await asyncio.wait_for(server, 10)
@@ -236,3 +238,25 @@ async def test_the_key_survives_a_reload_and_sign_out_forgets_it(site: Site, pag
     await expect(page.locator("#signin")).to_be_visible()
     await expect(page.get_by_role("status")).to_have_text("Not connected")
     assert await page.evaluate("sessionStorage.getItem('throughline.operatorKey')") is None
+
+
+async def test_the_feed_outlives_its_stream_tokens(site: Site, page: Page) -> None:
+    """Each stream ends with its token; the page takes a new one and resumes from its last event."""
+    config = site.app.state.alert_stream_config
+    site.app.state.alert_stream_config = StreamConfig(poll_s=0.1, heartbeat_s=2.0, token_ttl_s=1)
+    tokens: list[str] = []
+    page.on("request", lambda r: tokens.append(r.url) if r.url.endswith("/stream-token") else None)
+    try:
+        await _sign_in(page, site.base, site.tenant.operator)
+        await expect(page.get_by_role("status")).to_have_text("Live", timeout=10_000)
+        for _ in range(300):  # until the page has renewed its token at least twice
+            if len(tokens) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(tokens) >= 3, tokens
+        late = await new_alert(site.rt, site.tenant.id, rule_key="failed_attempt", carrier="fedex")
+        feed = page.get_by_role("table", name="Alert feed")
+        await expect(feed.locator(f'tr[data-alert-id="{late.id}"]')).to_be_visible(timeout=15_000)
+        await expect(feed.locator(f'tr[data-alert-id="{late.id}"]')).to_have_count(1)
+    finally:
+        site.app.state.alert_stream_config = config

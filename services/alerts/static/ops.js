@@ -3,7 +3,8 @@
 //
 // Authentication: the operator's key lives in sessionStorage (this tab only) and goes out as a
 // bearer header on fetch. EventSource cannot send headers, so the live feed opens with a short-lived
-// stream token from POST /v1/alerts/stream-token; the key itself never appears in a URL.
+// stream token from POST /v1/alerts/stream-token; the key itself never appears in a URL. A stream
+// ends when its token does; the page then fetches a new token and resumes from the last event id.
 "use strict";
 
 (() => {
@@ -22,6 +23,7 @@
   let nextCursor = null;
   let stopped = true;
   let healthTimer = null;
+  let backoff = 1000;
 
   // ---- small DOM helpers -------------------------------------------------------------------
   function el(tag, attrs, ...children) {
@@ -292,24 +294,28 @@
       if (stopped) return;
       const q = new URLSearchParams({ token: t.token });
       if (lastEventId) q.set("last_event_id", lastEventId);
-      stream = new EventSource(`${API}/alerts/stream?${q}`);
-      stream.addEventListener("alert", onAlert);
-      stream.onopen = () => setLive("live", "Live");
-      stream.onerror = () => {
-        if (stream && stream.readyState === EventSource.CLOSED) {
-          // Refused (an expired token, say): ask for a new token and resume from the last event.
-          stream.close();
-          setLive("down", "Reconnecting…");
-          retry = setTimeout(openStream, 2000);
-        } else {
-          setLive("down", "Reconnecting…");
-        }
+      const source = new EventSource(`${API}/alerts/stream?${q}`);
+      stream = source;
+      source.addEventListener("alert", onAlert);
+      source.onopen = () => { backoff = 1000; setLive("live", "Live"); };
+      source.onerror = () => {
+        // The stream ended (its token expired, the server restarted, the network dropped).
+        // EventSource would retry with the same, possibly expired, token: reconnect ourselves
+        // with a new one instead, resuming after the last event we got.
+        source.close();
+        if (stream !== source) return;
+        reconnect();
       };
     } catch (e) {
       if (e.status === 401 || e.status === 403) return signOut(e.message);
-      setLive("down", "Reconnecting…");
-      retry = setTimeout(openStream, 5000);
+      reconnect();
     }
+  }
+  function reconnect() {
+    setLive("down", "Reconnecting…");
+    clearTimeout(retry);
+    retry = setTimeout(openStream, backoff);
+    backoff = Math.min(backoff * 2, 30000);
   }
   function closeStream() {
     clearTimeout(retry);
