@@ -134,6 +134,9 @@ def upgrade() -> None:
     op.create_index("ix_alert_feed", "alert", ["state", "opened_at", "id"])
     op.create_index("ix_alert_tenant_feed", "alert", ["tenant_id", "state", "opened_at", "id"])
     op.create_index("ix_alert_updated", "alert", ["updated_at", "id"])
+    op.create_index(
+        "ix_alert_carrier", "alert", ["carrier", "resolved_at"], **_where("kind = 'carrier'")
+    )
 
     op.create_table(
         "alert_learned_threshold",
@@ -205,6 +208,7 @@ def downgrade() -> None:
     op.drop_table("carrier_health")
     op.drop_table("alert_learned_threshold")
     for name in (
+        "ix_alert_carrier",
         "ix_alert_updated",
         "ix_alert_tenant_feed",
         "ix_alert_feed",

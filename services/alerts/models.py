@@ -122,6 +122,13 @@ class Alert(Base):
         Index("ix_alert_feed", "state", "opened_at", "id"),
         Index("ix_alert_tenant_feed", "tenant_id", "state", "opened_at", "id"),
         Index("ix_alert_updated", "updated_at", "id"),
+        Index(
+            "ix_alert_carrier",
+            "carrier",
+            "resolved_at",
+            postgresql_where=text("kind = 'carrier'"),
+            sqlite_where=text("kind = 'carrier'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, select, text
+from sqlalchemy import Uuid, bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
 from services.alerts import health, repository
 from services.alerts.models import Alert
 from services.alerts.rules import Rule, layered
-from shared.bus import OutRecord
 from shared.db import UtcDateTime
-from shared.outbox import add_to_outbox
+from shared.outbox import OutboxRecord
 from shared.taxonomy import SUBSTATUS_MODULE, TERMINAL_STATUSES
 
 log = logging.getLogger("throughline.alerts")
@@ -126,12 +125,17 @@ async def _publish(
 ) -> int:
     if not ids:
         return 0
-    records: list[OutRecord] = []
     for start in range(0, len(ids), 5000):
         chunk = list(ids[start : start + 5000])
         alerts = (await session.scalars(select(Alert).where(Alert.id.in_(chunk)))).all()
-        records.extend(repository.change_record(a, change, now, None, reason) for a in alerts)
-    add_to_outbox(session, topic, records)
+        records = [repository.change_record(a, change, now, None, reason) for a in alerts]
+        # A bulk INSERT, not ORM objects: a first scan may open tens of thousands at once.
+        rows = [
+            {"topic": topic, "key": r.key, "value": r.value, "created_at": now} for r in records
+        ]
+        await session.execute(insert(OutboxRecord), rows)
+        for alert in alerts:  # not needed again in this transaction: keep the session small
+            session.expunge(alert)
     return len(ids)
 
 
@@ -261,6 +265,11 @@ def _open_sql(rules_cte: str, pg: bool) -> str:
     return f"""
 WITH {rules_cte},
 overridden AS (SELECT DISTINCT tenant_id FROM rules WHERE tenant_id IS NOT NULL),
+held_back AS (
+  SELECT DISTINCT carrier FROM alert
+  WHERE kind = 'carrier' AND carrier IS NOT NULL
+    AND (resolved_at IS NULL OR resolved_at > :recovered_since)
+),
 pre AS (
   SELECT s.id, s.tenant_id, s.status, s.substatus, s.origin_country AS origin,
          s.destination_country AS destination, s.last_event_at, s.carrier,
@@ -319,8 +328,7 @@ SELECT {new_id}, w.tenant_id, 'shipment', w.rule_key, w.severity, 'open', w.id, 
        w.substatus, w.threshold_s, w.threshold_source, w.last_event_at, w.silent_since, :now, :now
 FROM winner w
 WHERE {age} > w.threshold_s
-  AND NOT EXISTS (SELECT 1 FROM alert ca WHERE ca.kind = 'carrier' AND ca.carrier = w.carrier
-                  AND (ca.resolved_at IS NULL OR ca.resolved_at > :recovered_since))
+  AND w.carrier NOT IN (SELECT carrier FROM held_back)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
