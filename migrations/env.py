@@ -11,7 +11,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import services.carriers.models  # noqa: F401 - registers tables
+import services.alerts.models  # noqa: F401 - registers tables
+import services.carriers.models  # noqa: F401
 import services.timeline.models  # noqa: F401
 import services.webhooks.models  # noqa: F401
 import shared.auth  # noqa: F401

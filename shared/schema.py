@@ -28,7 +28,8 @@ EVENT_NAMESPACE = uuid.UUID("6f1c2a57-3a0e-4d51-9b1e-5d8b7f0c2e11")
 TOPIC_RAW = "tracking.raw.v1"
 TOPIC_EVENTS = "tracking.events.v1"
 TOPIC_SHIPMENT_UPDATES = "shipment.updates.v1"
-ALL_TOPICS = (TOPIC_RAW, TOPIC_EVENTS, TOPIC_SHIPMENT_UPDATES)
+TOPIC_ALERTS = "alerts.v1"
+ALL_TOPICS = (TOPIC_RAW, TOPIC_EVENTS, TOPIC_SHIPMENT_UPDATES, TOPIC_ALERTS)
 
 
 def dlq_topic(topic: str) -> str:
@@ -161,7 +162,36 @@ class ShipmentUpdate(_Wire):
     updated_at: datetime
 
 
-Message = Annotated[TrackingEvent | RawPayload | ShipmentUpdate, Field(discriminator="kind")]
+class AlertChange(_Wire):
+    """Published by the alerts service on ``alerts.v1`` (key: shipment id, or ``carrier:<id>``)
+    whenever an alert opens, is acknowledged, snoozed, re-opened after a snooze, or resolves."""
+
+    kind: Literal["alert_change"] = "alert_change"
+    change: Literal["opened", "acknowledged", "snoozed", "reopened", "resolved"]
+    alert_id: uuid.UUID
+    alert_kind: Literal["shipment", "carrier"]
+    tenant_id: uuid.UUID | None
+    rule_key: str
+    severity: str
+    state: str
+    shipment_id: uuid.UUID | None = None
+    carrier: str | None = None
+    lane: str | None = None
+    module: str | None = None
+    status: str | None = None
+    substatus: str | None = None
+    threshold_s: float
+    threshold_source: str
+    last_event_at: datetime | None = None
+    silent_since: datetime | None = None
+    opened_at: datetime
+    changed_at: datetime
+    by: str | None = Field(default=None, description="who acknowledged, snoozed or resolved")
+    reason: str | None = None
+
+
+AnyMessage = TrackingEvent | RawPayload | ShipmentUpdate | AlertChange
+Message = Annotated[AnyMessage, Field(discriminator="kind")]
 MESSAGE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Message)
 
 
@@ -169,10 +199,10 @@ def encode(message: _Wire) -> bytes:
     return orjson.dumps(message.model_dump(mode="json"))
 
 
-def decode(value: bytes) -> TrackingEvent | RawPayload | ShipmentUpdate:
+def decode(value: bytes) -> AnyMessage:
     """Decode one record value; anything that does not validate is ``InvalidInput``."""
     try:
-        result: TrackingEvent | RawPayload | ShipmentUpdate = MESSAGE_ADAPTER.validate_json(value)
+        result: AnyMessage = MESSAGE_ADAPTER.validate_json(value)
     except ValidationError as exc:
         raise InvalidInput(_summarise(exc)) from exc
     return result

@@ -147,8 +147,38 @@ class Settings(BaseSettings):
     webhook_max_response_bytes: int = Field(
         default=65536, description="most of a receiver's answer read (2 KB of it is kept)"
     )
-    webhook_stale_after_s: float = Field(
-        default=7 * 86400.0, description="a shipment without news this long gets shipment.stale"
+
+    alert_rules_file: str = Field(
+        default="", description="JSON or TOML file of stale rules laid over the defaults (by key)"
+    )
+    alert_scan_interval_s: float = Field(default=60.0, description="how often the scanner runs")
+    alert_learned_min_samples: int = Field(
+        default=50, description="dwells a lane needs before its p90 replaces a rule's default"
+    )
+    alert_learn_interval_s: float = Field(
+        default=3600.0, description="how often learned thresholds are recomputed"
+    )
+    alert_learn_window_s: float = Field(
+        default=30 * 86400.0, description="events this recent make the learned thresholds"
+    )
+    alert_carrier_window_s: float = Field(
+        default=900.0, description="poll outcomes this recent make a carrier's error rate"
+    )
+    alert_carrier_min_polls: int = Field(
+        default=10, description="polls in the window before an error rate can alert"
+    )
+    alert_carrier_error_rate: float = Field(
+        default=0.5, description="share of failed polls that opens a carrier alert"
+    )
+    alert_carrier_silent_s: float = Field(
+        default=86400.0, description="no event for any active parcel of a carrier this long alerts"
+    )
+    alert_carrier_min_active: int = Field(
+        default=20, description="active parcels a carrier needs before its silence can alert"
+    )
+    alert_carrier_recovery_s: float = Field(
+        default=900.0,
+        description="after a carrier alert resolves, its parcels get this long to catch up",
     )
 
     log_level: str = "INFO"

@@ -62,3 +62,18 @@ class RawPayloadRow(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     body: Mapped[bytes] = mapped_column(LargeBinary)  # exactly as received, NUL bytes and all
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CarrierPollStat(Base):
+    """Poll outcomes of one carrier in one ten-second bucket, added up by every poller (health)."""
+
+    __tablename__ = "carrier_poll_stat"
+
+    carrier: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bucket_at: Mapped[datetime] = mapped_column(primary_key=True)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms_sum: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms_max: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_ok_at: Mapped[datetime | None] = mapped_column()

@@ -47,6 +47,8 @@ from shared.taxonomy import Source
 
 log = logging.getLogger("throughline.poller")
 
+STAT_BUCKET_S = 10  # carrier_poll_stat granularity
+
 
 class Fetcher(Protocol):
     async def fetch(self, tracking_number: str) -> FetchResult: ...
@@ -61,6 +63,7 @@ class Outcome:
     status_code: int | None = None
     not_found: bool = False
     raw_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    latency_ms: int = 0
 
 
 @dataclass
@@ -137,16 +140,21 @@ class Poller:
     async def _fetch(self, key: tuple[str, str]) -> Outcome:
         async with self._limit:
             started = time.monotonic()
-            try:
-                result = await self._fetchers[key[0]].fetch(key[1])
-            except CarrierUnavailable as exc:
-                _measure(key[0], started, "unavailable", metrics.poll_error_reason(exc.status_code))
-                return Outcome(
-                    key, error=str(exc), retry_after=exc.retry_after, status_code=exc.status_code
-                )
-            except Exception as exc:  # noqa: BLE001 - one number's failure is data, not a crash
-                _measure(key[0], started, "error", "other")
-                return Outcome(key, error=repr(exc))
+            outcome = await self._ask(key, started)
+            outcome.latency_ms = int((time.monotonic() - started) * 1000)
+        return outcome
+
+    async def _ask(self, key: tuple[str, str], started: float) -> Outcome:
+        try:
+            result = await self._fetchers[key[0]].fetch(key[1])
+        except CarrierUnavailable as exc:
+            _measure(key[0], started, "unavailable", metrics.poll_error_reason(exc.status_code))
+            return Outcome(
+                key, error=str(exc), retry_after=exc.retry_after, status_code=exc.status_code
+            )
+        except Exception as exc:  # noqa: BLE001 - one number's failure is data, not a crash
+            _measure(key[0], started, "error", "other")
+            return Outcome(key, error=repr(exc))
         _measure(key[0], started, "ok")
         self.stats.polls += 1
         return Outcome(key, result=result)
@@ -231,6 +239,7 @@ class Poller:
                 ):
                     await self._redetect(session, target, now)
             await self._throttle(session, outcomes, now)
+            await repository.record_poll_stats(session, poll_stat_rows(outcomes, now))
 
     async def _redetect(self, session: AsyncSession, target: PollTarget, now: datetime) -> None:
         number = target.tracking_number
@@ -301,6 +310,35 @@ def _apply(target: PollTarget, o: Outcome, now: datetime, s: Settings, stats: Po
     target.next_poll_at = next_poll(target, now, s.poll_interval_s, s.poll_min_interval_s)
     if is_finished(target, now, s.poll_delivered_grace_s):
         target.active = False
+
+
+@dataclass
+class _PollStat:
+    polls: int = 0
+    errors: int = 0
+    latency_ms_sum: int = 0
+    latency_ms_max: int = 0
+    last_error: str | None = None
+    last_ok_at: datetime | None = None
+
+
+def poll_stat_rows(outcomes: list[Outcome], now: datetime) -> list[dict[str, object]]:
+    """Outcomes summed per carrier into the current bucket (carrier health, read by alerts)."""
+    bucket = now.replace(second=now.second - now.second % STAT_BUCKET_S, microsecond=0)
+    stats: dict[str, _PollStat] = {}
+    for o in outcomes:
+        stat = stats.setdefault(o.key[0], _PollStat())
+        stat.polls += 1
+        stat.latency_ms_sum += o.latency_ms
+        stat.latency_ms_max = max(stat.latency_ms_max, o.latency_ms)
+        if o.result is None:  # the carrier did not answer usably: an error of the carrier's
+            stat.errors += 1
+            stat.last_error = (o.error or "unavailable")[:500]
+        else:
+            stat.last_ok_at = now
+    return [
+        {"carrier": carrier, "bucket_at": bucket, **vars(stat)} for carrier, stat in stats.items()
+    ]
 
 
 def _raw_message(o: Outcome) -> RawPayload:

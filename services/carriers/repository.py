@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.carriers.models import PollQuota, PollTarget, RawPayloadRow
+from services.carriers.models import CarrierPollStat, PollQuota, PollTarget, RawPayloadRow
 from shared.db import utcnow
 
 TERMINAL = ("delivered", "returned")
@@ -155,3 +155,28 @@ async def raw_payload_page(
 
 def touch(target: PollTarget) -> None:
     target.updated_at = utcnow()
+
+
+async def record_poll_stats(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Add poll outcomes to their carrier's bucket; concurrent pollers add up, never overwrite."""
+    if not rows:
+        return
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    greatest = func.greatest if dialect is postgresql else func.max
+    t = CarrierPollStat.__table__
+    for row in sorted(rows, key=lambda r: str(r["carrier"])):  # one lock order for every poller
+        stmt = dialect.insert(t).values(**row)
+        new = stmt.excluded
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[t.c.carrier, t.c.bucket_at],
+                set_={
+                    "polls": t.c.polls + new.polls,
+                    "errors": t.c.errors + new.errors,
+                    "latency_ms_sum": t.c.latency_ms_sum + new.latency_ms_sum,
+                    "latency_ms_max": greatest(t.c.latency_ms_max, new.latency_ms_max),
+                    "last_error": func.coalesce(new.last_error, t.c.last_error),
+                    "last_ok_at": func.coalesce(new.last_ok_at, t.c.last_ok_at),
+                },
+            )
+        )

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts.api import router as alerts_router
+from services.alerts.page import router as ops_page_router
 from services.carriers.webhooks import router as carrier_webhooks_router
 from services.cli.runtime import Runtime
 from services.merchants.api import bulk_router
@@ -52,6 +54,7 @@ def create_api_app(rt: Runtime) -> FastAPI:
     app.state.sessions = rt.sessions
     app.state.relay = rt.relay
     app.state.bus = rt.bus
+    app.state.shutdown = asyncio.Event()  # set by serve(): long-lived streams end with the server
     app.state.public_limiter = RateLimiter(rt.settings.public_rate_per_minute)
     install_error_handlers(app)
     install_tracking_fast_path(app)
@@ -67,6 +70,8 @@ def create_api_app(rt: Runtime) -> FastAPI:
     app.include_router(merchants_router)
     app.include_router(webhooks_router)
     app.include_router(carrier_webhooks_router())
+    app.include_router(alerts_router)
+    app.include_router(ops_page_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

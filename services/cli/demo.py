@@ -52,6 +52,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "poll_min_interval_s": 1.0,
             "poll_tick_s": 0.5,
             "consumer_wait_ms": 100,
+            "alert_scan_interval_s": 5.0,
             # A local receiver (e.g. docs/webhooks.md's) is the point of a demo endpoint.
             "webhook_allow_loopback": True,
         }
@@ -189,7 +190,8 @@ def _print_welcome(settings: Settings, state: dict[str, Any]) -> None:
         f"  API docs          {api}/docs",
         f"  OpenAPI           {api}/openapi.json",
         f"  carrier sandbox   http://127.0.0.1:{settings.simulator_port}/_sim/journeys",
-        f"  demo API key      {state['api_key']}",
+        f"  demo API key      {state['api_key']}  (scopes: merchant, operator)",
+        f"  operators' page   {api}/ops  (sign in with the demo API key)",
         "",
         "Sample parcels (journeys play at one hour a second; reload to watch them move).",
         "Each opens the tracking page; the same timeline as JSON is at /v1/tracking/<number>:",

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from services.alerts.scanner import Scanner
 from services.carriers.adapters import ADAPTERS
 from services.carriers.consumer import carriers_consumer
 from services.carriers.fetchers import open_fetchers
@@ -50,6 +51,10 @@ async def run_webhooks_sender(rt: Runtime, stop: asyncio.Event) -> None:
     await Sender(rt.settings, rt.sessions).run(stop)
 
 
+async def run_alerts_scanner(rt: Runtime, stop: asyncio.Event) -> None:
+    await _together(Scanner(rt.settings, rt.sessions, rt.relay).run(stop), rt.relay.run(stop))
+
+
 async def run_simulator(rt: Runtime, stop: asyncio.Event) -> None:
     await serve_simulator(rt.settings, stop)
 
@@ -82,6 +87,7 @@ ROLES: dict[str, Role] = {
     "carriers-poller": run_carriers_poller,
     "webhooks-consumer": run_webhooks_consumer,
     "webhooks-sender": run_webhooks_sender,
+    "alerts-scanner": run_alerts_scanner,
     "simulator": run_simulator,
     "all": run_all,
 }

@@ -71,6 +71,9 @@ async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None
     task = asyncio.create_task(server.serve())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    shutdown = getattr(app.state, "shutdown", None)
+    if shutdown is not None:
+        shutdown.set()  # uvicorn waits for open responses: end the streaming ones
     server.should_exit = True
     stopper.cancel()
     await task

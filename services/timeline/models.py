@@ -16,15 +16,27 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, JsonType, utcnow
 
+_ACTIVE = "status NOT IN ('delivered', 'returned') AND merged_into_id IS NULL"
+
 
 class Shipment(Base):
     __tablename__ = "shipment"
-    __table_args__ = (UniqueConstraint("tenant_id", "carrier", "tracking_number"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "carrier", "tracking_number"),
+        # The alerts scan walks unfinished shipments by how long they have been quiet.
+        Index(
+            "ix_shipment_active_last_event",
+            "last_event_at",
+            postgresql_where=text(_ACTIVE),
+            sqlite_where=text(_ACTIVE),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
@@ -59,6 +71,8 @@ class Leg(Base):
     __table_args__ = (
         UniqueConstraint("shipment_id", "carrier", "tracking_number"),
         Index("ix_leg_number", "tracking_number", "carrier"),
+        Index("ix_leg_shipment_position", "shipment_id", "position"),
+        Index("ix_leg_carrier", "carrier"),  # carrier health walks one carrier's legs
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

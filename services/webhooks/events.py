@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from shared.schema import LegRef, ShipmentUpdate
+from shared.schema import AlertChange, LegRef, ShipmentUpdate
 from shared.taxonomy import Status
 
 STATUS_CHANGED = "shipment.status_changed"
@@ -31,7 +31,7 @@ EVENT_TYPES: dict[str, str] = {
     LEG_ADDED: "a new leg (another carrier's tracking number) joined the shipment",
     DELIVERED: "the shipment was delivered",
     EXCEPTION: "the shipment entered the exception status (held, lost, damaged, refused...)",
-    STALE: "no news from any carrier for webhook_stale_after_s (once per quiet period)",
+    STALE: "the shipment went quiet for longer than its stale rule allows (one per alert)",
     ENDPOINT_DISABLED: "one of your webhook endpoints was disabled, with the reason",
 }
 
@@ -115,36 +115,38 @@ def _first(legs: list[LegRef]) -> set[Leg]:
     return {(legs[0].carrier, legs[0].tracking_number)} if legs else set()
 
 
-def stale_event(
-    tenant_id: uuid.UUID,
-    shipment_id: uuid.UUID,
-    legs: list[dict[str, Any]],
-    status: str,
-    substatus: str | None,
-    last_event_at: datetime | None,
-    updated_at: datetime,
-    at: datetime,
-) -> NewEvent:
-    """One per quiet period: the id is tied to the last update the shipment had."""
+def stale_event(alert: AlertChange, legs: list[dict[str, Any]]) -> NewEvent:
+    """``shipment.stale`` for an opened shipment alert; the alert's id makes it one per alert."""
+    assert alert.tenant_id is not None and alert.shipment_id is not None
     first = legs[0] if legs else {}
     data: dict[str, Any] = {
-        "shipment_id": str(shipment_id),
+        "shipment_id": str(alert.shipment_id),
         "carrier": first.get("carrier"),
         "tracking_number": first.get("tracking_number"),
-        "status": status,
-        "substatus": substatus,
+        "status": alert.status,
+        "substatus": alert.substatus,
         "legs": legs,
-        "last_event_at": last_event_at,
-        "updated_at": updated_at,
-        "quiet_since": updated_at,
+        "last_event_at": alert.last_event_at,
+        "quiet_since": alert.silent_since,
+        "alert": {
+            "id": str(alert.alert_id),
+            "rule": alert.rule_key,
+            "severity": alert.severity,
+            "current_carrier": alert.carrier,
+            "lane": alert.lane,
+            "module": alert.module,
+            "threshold_s": alert.threshold_s,
+            "threshold_source": alert.threshold_source,
+            "opened_at": alert.opened_at,
+        },
     }
     return NewEvent(
-        event_id(str(shipment_id), updated_at.isoformat(), STALE),
-        tenant_id,
+        event_id(str(alert.alert_id), STALE),
+        alert.tenant_id,
         STALE,
-        shipment_id,
-        at,
-        encode_body(STALE, at, data),
+        alert.shipment_id,
+        alert.changed_at,
+        encode_body(STALE, alert.changed_at, data),
     )
 
 

@@ -30,9 +30,8 @@ from services.webhooks.models import (
     WebhookEndpoint,
 )
 from services.webhooks.schedule import next_delay
-from shared.schema import ShipmentUpdate
+from shared.schema import AlertChange, ShipmentUpdate
 from shared.settings import Settings
-from shared.taxonomy import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -136,31 +135,22 @@ def _state_row(update: ShipmentUpdate) -> dict[str, Any]:
 
 
 async def schedule_stale(
-    session: AsyncSession, now: datetime, stale_after_s: float, limit: int = 500
+    session: AsyncSession, alerts: Sequence[AlertChange], now: datetime
 ) -> int:
-    """``shipment.stale`` for unfinished shipments quiet for ``stale_after_s``; once per quiet spell."""
-    terminal = [s.value for s in TERMINAL_STATUSES]
-    quiet = await repository.quiet_shipments(
-        session, now - timedelta(seconds=stale_after_s), terminal, limit
-    )
-    events = []
-    for state in quiet:
-        events.append(
-            stale_event(
-                state.tenant_id,
-                state.shipment_id,
-                list(state.legs),
-                state.status,
-                state.substatus,
-                state.last_event_at,
-                state.updated_at,
-                now,
-            )
-        )
-        state.stale_notified_at = now
-    await session.flush()
-    await schedule_events(session, events, now)
-    return len(events)
+    """``shipment.stale`` for each opened shipment alert (the alerts service decides staleness)."""
+    opened = [
+        a
+        for a in alerts
+        if a.change == "opened" and a.alert_kind == "shipment" and a.tenant_id is not None
+    ]
+    if not opened:
+        return 0
+    states = await repository.load_states(session, {a.shipment_id for a in opened if a.shipment_id})
+    events = [
+        stale_event(a, list(states[a.shipment_id].legs) if a.shipment_id in states else [])
+        for a in opened
+    ]
+    return await schedule_events(session, events, now)
 
 
 # --- disabling -----------------------------------------------------------------------------

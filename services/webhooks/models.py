@@ -134,7 +134,7 @@ class WebhookAttempt(Base):
 
 
 class WebhookShipmentState(Base):
-    """What the webhooks service last saw of a shipment: which legs are new, which went quiet."""
+    """What the webhooks service last saw of a shipment: which legs are new."""
 
     __tablename__ = "webhook_shipment_state"
 
@@ -145,4 +145,3 @@ class WebhookShipmentState(Base):
     substatus: Mapped[str | None] = mapped_column(String(40))
     last_event_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(index=True)
-    stale_notified_at: Mapped[datetime | None] = mapped_column()

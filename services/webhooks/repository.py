@@ -379,23 +379,3 @@ async def upsert_states(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
             where=table.c.updated_at <= stmt.excluded.updated_at,
         )  # fmt: skip
         await session.execute(stmt)
-
-
-async def quiet_shipments(
-    session: AsyncSession, quiet_since: datetime, terminal: Sequence[str], limit: int
-) -> list[WebhookShipmentState]:
-    """Shipments not finished and without news since ``quiet_since``, not yet told for this
-    quiet period."""
-    S = WebhookShipmentState
-    stmt = (
-        select(S)
-        .where(
-            S.updated_at < quiet_since,
-            S.status.not_in(list(terminal)),
-            or_(S.stale_notified_at.is_(None), S.stale_notified_at < S.updated_at),
-        )
-        .order_by(S.updated_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(await session.scalars(stmt))

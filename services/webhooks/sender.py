@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import uuid
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhooks import claims, repository, signing
 from services.webhooks.client import WebhookClient
-from services.webhooks.handlers import AttemptResult, Policy, schedule_stale, settle
+from services.webhooks.handlers import AttemptResult, Policy, settle
 from shared import metrics
 from shared.bus.runner import is_transient
 from shared.db import transaction, utcnow
@@ -109,7 +108,6 @@ class Sender:
             self._client = client
             writing = asyncio.Event()
             writer = asyncio.create_task(self._write_results(writing))
-            stale = asyncio.create_task(self._scan_stale(stop))
             log.info("webhook sender started", extra={"max_in_flight": self._max})
             try:
                 await self._claim_loop(stop)
@@ -121,9 +119,6 @@ class Sender:
                 writing.set()
                 self._have_results.set()
                 await writer
-                stale.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stale
                 await self._release(unsent)
                 if self._pg_pool is not None:
                     await self._pg_pool.close()
@@ -308,17 +303,6 @@ class Sender:
                 "could not record webhook attempts; they will be sent again",
                 extra={"deliveries": [r.delivery_id for r in batch], "error": repr(exc)},
             )
-
-    async def _scan_stale(self, stop: asyncio.Event) -> None:
-        after = self._settings.webhook_stale_after_s
-        interval = max(0.5, min(60.0, after / 10))
-        while not stop.is_set():
-            try:
-                async with transaction(self._sessions) as session:
-                    await schedule_stale(session, utcnow(), after)
-            except Exception as exc:  # noqa: BLE001 - loop boundary; the next scan tries again
-                log.warning("stale scan failed", extra={"error": repr(exc)})
-            await _first(stop.wait(), None, interval)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Transient database failures are retried in place, for up to ten minutes."""

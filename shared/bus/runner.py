@@ -22,12 +22,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from shared import metrics
 from shared.bus import Bus, Consumer, InRecord, OutRecord
 from shared.errors import InvalidInput, RetryableError
-from shared.schema import RawPayload, ShipmentUpdate, TrackingEvent, decode
+from shared.schema import AnyMessage, decode
 
 log = logging.getLogger("throughline.consumer")
 T = TypeVar("T")
 
-Message = TrackingEvent | RawPayload | ShipmentUpdate
+Message = AnyMessage
 Decoded = tuple[InRecord, Message]
 Outbox = list[tuple[str, OutRecord]]
 Handler = Callable[[list[Decoded]], Awaitable[Outbox]]

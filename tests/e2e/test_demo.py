@@ -53,5 +53,12 @@ def test_demo_serves_a_timeline_within_a_minute(tmp_path: Path, spawn: Spawn) ->
             break
         time.sleep(0.1)
     assert "Throughline demo is running" in log.read_text()
+    # The welcome names the operators' console, and the demo key opens it.
+    assert f"{api}/ops" in log.read_text()
+    key = json.loads(state_file.read_text())["api_key"]
+    assert key in log.read_text()
+    assert httpx.get(f"{api}/ops").status_code == 200
+    alerts = httpx.get(f"{api}/v1/alerts", headers={"Authorization": f"Bearer {key}"})
+    assert alerts.status_code == 200 and "data" in alerts.json()
     stop_process(again)
     assert again.returncode == 0

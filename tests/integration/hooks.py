@@ -20,7 +20,7 @@ from services.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEnd
 from services.webhooks.sender import Sender
 from shared.auth import create_api_key, create_tenant
 from shared.db import transaction
-from shared.schema import LegRef, ShipmentUpdate
+from shared.schema import AlertChange, LegRef, ShipmentUpdate
 from shared.taxonomy import Status
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -34,7 +34,6 @@ def tuned(stack: Runtime, **overrides: Any) -> Runtime:
             "webhook_retry_scale": 0.001,
             "webhook_poll_interval_s": 0.05,
             "webhook_timeout_s": 5.0,
-            "webhook_stale_after_s": 1e9,  # the fixtures' shipments are years old
             **overrides,
         }
     )
@@ -87,6 +86,39 @@ def journey(tenant_id: uuid.UUID, shipment_id: uuid.UUID) -> list[ShipmentUpdate
         shipment_update(tenant_id, shipment_id, s, p, at=T0 + timedelta(hours=i))
         for i, (s, p) in enumerate(steps)
     ]
+
+
+def alert_change(
+    tenant: uuid.UUID | None,
+    shipment: uuid.UUID | None,
+    change: str,
+    *,
+    alert_id: uuid.UUID | None = None,
+    alert_kind: str = "shipment",
+) -> AlertChange:
+    """An ``alerts.v1`` record as the alerts scan publishes one."""
+    return AlertChange.model_validate(
+        {
+            "change": change,
+            "alert_id": alert_id or uuid.uuid4(),
+            "alert_kind": alert_kind,
+            "tenant_id": tenant,
+            "rule_key": "handoff_black_hole" if alert_kind == "shipment" else "carrier_errors",
+            "severity": "critical",
+            "state": "open" if change == "opened" else change,
+            "shipment_id": shipment,
+            "carrier": "usps",
+            "lane": "CN-US",
+            "status": "in_transit",
+            "substatus": "arrived_destination_country",
+            "threshold_s": 172800.0,
+            "threshold_source": "default",
+            "last_event_at": T0,
+            "silent_since": T0,
+            "opened_at": T0 + timedelta(days=2),
+            "changed_at": T0 + timedelta(days=2),
+        }
+    )
 
 
 async def schedule(rt: Runtime, updates: Sequence[ShipmentUpdate]) -> int:

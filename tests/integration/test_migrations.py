@@ -9,7 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import services.carriers.models  # noqa: F401 - registers tables
+import services.alerts.models  # noqa: F401 - registers tables
+import services.carriers.models  # noqa: F401
 import services.timeline.models  # noqa: F401
 import services.webhooks.models  # noqa: F401
 import shared.auth  # noqa: F401

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
@@ -20,7 +21,7 @@ from services.webhooks.consumer import webhooks_consumer
 from services.webhooks.models import WebhookDelivery, WebhookEvent
 from shared.bus import OutRecord
 from shared.db import transaction
-from shared.schema import TOPIC_SHIPMENT_UPDATES, encode
+from shared.schema import TOPIC_ALERTS, TOPIC_SHIPMENT_UPDATES, encode
 from shared.taxonomy import Status
 from tests.integration import hooks
 from tests.integration.hooks import T0
@@ -281,11 +282,24 @@ async def test_legs_and_quiet_shipments_become_events(stack: Runtime) -> None:
     async with rt.sessions() as s:
         types = Counter((await s.scalars(select(WebhookEvent.type))).all())
     assert types == {ev.STATUS_CHANGED: 1, ev.LEG_ADDED: 1}
-    now = T0 + timedelta(days=30)
-    for _ in range(2):  # once per quiet spell, however often the scan runs
-        async with transaction(rt.sessions) as s:
-            await handlers.schedule_stale(s, now, stale_after_s=7 * 86400)
+    # Staleness is the alerts service's call: an opened shipment alert on alerts.v1 becomes
+    # shipment.stale (once, however often it is replayed); other changes and carrier alerts do not.
+    opened = hooks.alert_change(tenant, shipment, "opened")
+    records = [
+        OutRecord(str(shipment), encode(m))
+        for m in (
+            opened,
+            opened,
+            hooks.alert_change(tenant, shipment, "resolved", alert_id=opened.alert_id),
+            hooks.alert_change(None, None, "opened", alert_kind="carrier"),
+        )
+    ]
+    await rt.bus.publish(rt.settings.topic(TOPIC_ALERTS), records)
+    await _consume(rt, len(records))
     async with rt.sessions() as s:
         stale = (await s.scalars(select(WebhookEvent).where(WebhookEvent.type == ev.STALE))).all()
     assert len(stale) == 1 and stale[0].shipment_id == shipment
+    body = orjson.loads(stale[0].body)["data"]
+    assert body["alert"]["rule"] == "handoff_black_hole" and body["tracking_number"] == dhl[1]
+    assert [(leg["carrier"], leg["tracking_number"]) for leg in body["legs"]] == [dhl, ups]
     assert await _count(rt, WebhookDelivery) == 3

@@ -11,7 +11,7 @@ import pytest
 
 from services.webhooks import events as ev
 from services.webhooks.schedule import MAX_ATTEMPTS, SCHEDULE_S, next_delay, parse_retry_after
-from shared.schema import LegRef, ShipmentUpdate
+from shared.schema import AlertChange, LegRef, ShipmentUpdate
 from shared.taxonomy import Status
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -88,11 +88,38 @@ def test_unregistered_shipments_notify_nobody() -> None:
     )
 
 
-def test_stale_event_is_once_per_quiet_spell() -> None:
-    a = ev.stale_event(TENANT, SHIPMENT, [LEG], "in_transit", None, T0, T0, T0 + timedelta(days=8))
-    b = ev.stale_event(TENANT, SHIPMENT, [LEG], "in_transit", None, T0, T0, T0 + timedelta(days=9))
-    assert a.id == b.id and a.type == ev.STALE
-    c = ev.stale_event(TENANT, SHIPMENT, [LEG], "in_transit", None, T0, T0 + timedelta(days=1), T0)
+def _opened(alert_id: uuid.UUID, at: datetime) -> AlertChange:
+    return AlertChange(
+        change="opened",
+        alert_id=alert_id,
+        alert_kind="shipment",
+        tenant_id=TENANT,
+        rule_key="linehaul",
+        severity="warning",
+        state="open",
+        shipment_id=SHIPMENT,
+        carrier="dhl",
+        lane="CN-US",
+        status="in_transit",
+        substatus="departed_origin_country",
+        threshold_s=432000.0,
+        threshold_source="learned p90 over 120",
+        last_event_at=T0,
+        silent_since=T0,
+        opened_at=at,
+        changed_at=at,
+    )
+
+
+def test_stale_event_is_one_per_alert() -> None:
+    alert = uuid.uuid4()
+    a = ev.stale_event(_opened(alert, T0 + timedelta(days=8)), [LEG])
+    b = ev.stale_event(_opened(alert, T0 + timedelta(days=9)), [LEG])  # a replay
+    assert a.id == b.id and a.type == ev.STALE and a.tenant_id == TENANT
+    data = orjson.loads(a.body)["data"]
+    assert data["alert"]["threshold_source"] == "learned p90 over 120"
+    assert (data["carrier"], data["quiet_since"]) == (LEG["carrier"], "2024-03-01T08:00:00Z")
+    c = ev.stale_event(_opened(uuid.uuid4(), T0 + timedelta(days=8)), [LEG])
     assert c.id != a.id
 
 
