@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from shared import metrics
 from shared.bus import Bus, Consumer, InRecord, OutRecord
 from shared.errors import InvalidInput, RetryableError
-from shared.schema import AnyMessage, decode
+from shared.schema import AnyMessage, TrackingEvent, decode
 
 log = logging.getLogger("throughline.consumer")
 T = TypeVar("T")
