@@ -61,7 +61,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _transient_sqlstate(exc: BaseException) -> bool:
-    """The network's error or the server's SQLSTATE, raised by asyncpg itself (a pool connect) or wrapped by SQLAlchemy."""
+    """A network error or a server SQLSTATE, raised by asyncpg itself (a pool connect) or
+    wrapped by SQLAlchemy."""
     for err in (exc, getattr(exc, "orig", None)):
         if isinstance(err, OSError | TimeoutError):  # a driver error wrapping the network's
             return True
