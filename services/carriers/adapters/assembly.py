@@ -114,6 +114,21 @@ def failure(number: str | None, kind: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, kind, message)])
 
 
+def error_list(
+    entries: list[Any], requested: str | None, http_status: int, not_found: Callable[[str], bool]
+) -> ParseResult:
+    """A carrier's ``[{code, message}]`` list as one error for the number asked: ``not_found``
+    when ``not_found`` accepts one of the codes, else the carrier's."""
+    found = [
+        (code(e.get("code")) or "", text(e.get("message"))) for e in entries if isinstance(e, dict)
+    ]
+    if not found:
+        return failure(requested, "carrier_error", f"HTTP {http_status} without an error list")
+    kind = "not_found" if any(not_found(c) for c, _ in found) else "carrier_error"
+    message = "; ".join(f"{c}: {m}" for c, m in found)
+    return failure(requested, kind, f"HTTP {http_status}: {message}")
+
+
 Read = Callable[[Any, str | None, str | None, Source, int], ParseResult]
 
 
@@ -325,10 +340,13 @@ class Shipment:
     id_scope: str | None = None  # a carrier's unique shipment id, when one number has several
 
 
-def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResult:
-    """Events in journey order (drafts must be oldest first), duplicates dropped."""
+def assemble(
+    shipment: Shipment, drafts: list[Draft], route: Route, errors: Iterable[ParseError] = ()
+) -> ParseResult:
+    """Events in journey order (drafts must be oldest first), duplicates dropped; ``errors`` (the
+    scans that could not be read) come first in the result."""
     events: list[TrackingEvent] = []
-    errors: list[ParseError] = []
+    problems = list(errors)
     seen: set[Any] = set()
     for draft in assign_modules(drafts, route):
         event_id = _event_id(shipment, draft)
@@ -338,10 +356,10 @@ def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResu
         try:
             events.append(_build(shipment, draft, event_id, len(events)))
         except ValidationError as exc:
-            errors.append(
+            problems.append(
                 ParseError(shipment.number, "malformed", f"scan {draft.raw_timestamp}: {exc}")
             )
-    return ParseResult(events=events, errors=errors)
+    return ParseResult(events=events, errors=problems)
 
 
 def build_events(

@@ -142,8 +142,7 @@ def _module(entry: Any, requested: str | None, raw_ref: str | None, source: Sour
     own = {n.upper() for n in (number, requested) if n}
     drafts, errors = read_scans(scans, lambda d: _read(d, own), number, "detailList")
     ordered = sided(journey_order(drafts, "newest_first"), route)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route, errors)
 
 
 def _country(value: Any) -> str | None:

@@ -94,8 +94,9 @@ def _parse(
     drafts, errors = read_scans(scans, lambda s: _read(s, own), number, "trackingList")
     ordered = journey_order(drafts, "newest_first")
     route = route_of(ordered, None, _country(data.get("destinationCountry")))
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _errors(doc: dict[str, Any], requested: str | None, http_status: int) -> ParseResult:

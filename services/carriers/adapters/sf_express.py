@@ -133,8 +133,9 @@ def _route_resp(
     drafts, errors = read_scans(routes, lambda r: _read(r, own), number, "routes")
     ordered = journey_order(drafts, "oldest_first")
     route = route_of(ordered, None, next((d.country for d in reversed(ordered) if d.country), None))
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _read(route: Any, own_numbers: set[str]) -> Draft:

@@ -125,8 +125,9 @@ def _result(result: Any, asked: str | None, raw_ref: str | None, source: Source)
     if asked and asked.upper() != number.upper():
         ordered = _hand_off(ordered, number)
     route = route_of(ordered, None, None)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _hand_off(drafts: list[Draft], returned: str) -> list[Draft]:

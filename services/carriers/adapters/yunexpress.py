@@ -123,8 +123,7 @@ def _item(item: Any, requested: str | None, raw_ref: str | None, source: Source)
     ordered = sided(ordered, route)
     if last_mile and last_mile.upper() not in own:
         ordered = _hand_off(ordered, last_mile)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route, errors)
 
 
 def _hand_off(drafts: list[Draft], last_mile: str) -> list[Draft]:
