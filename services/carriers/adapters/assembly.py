@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from services.carriers.adapters.base import ParseError, ParseResult, guarded
+from services.carriers.adapters.base import Parse, ParseError, ParseResult
 from services.carriers.adapters.phrases import (
     EXPORT_SIDE,
     city_in_text,
@@ -132,18 +132,10 @@ def error_list(
 Read = Callable[[Any, str | None, str | None, Source, int], ParseResult]
 
 
-def guarded_json(
-    read: Read,
-    payload: bytes,
-    requested: str | None,
-    raw_ref: str | None,
-    source: Source,
-    http_status: int,
-) -> ParseResult:
-    """``read`` of the decoded JSON answer, behind the parse boundary (``base.guarded``).
-
-    A body that is not JSON is the carrier's error when the HTTP status says so (gateways answer
-    4xx and 5xx with HTML), else a malformed answer."""
+def json_answer(read: Read) -> Parse:
+    """A parse function that hands ``read`` the decoded JSON answer (to be run behind
+    ``base.guarded``). A body that is not JSON is the carrier's error when the HTTP status says so
+    (gateways answer 4xx and 5xx with HTML), else a malformed answer."""
 
     def parse(
         payload: bytes, requested: str | None, raw_ref: str | None, source: Source, status: int
@@ -156,7 +148,7 @@ def guarded_json(
             return failure(requested, "malformed", str(exc))
         return read(doc, requested, raw_ref, source, status)
 
-    return guarded(parse, payload, requested, raw_ref, source, http_status)
+    return parse
 
 
 SCAN_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)

@@ -28,16 +28,16 @@ from services.carriers.adapters.assembly import (
     customs_side,
     error_list,
     failure,
-    guarded_json,
     iso2,
     journey_order,
+    json_answer,
     merge,
     place,
     read_scans,
     refine,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time
 from services.carriers.adapters.phrases import personal_names, redact
 from shared.errors import InvalidInput
@@ -111,7 +111,7 @@ class FedexAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(

@@ -25,15 +25,15 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     route_of,
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time
 from services.carriers.adapters.phrases import classify_text, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -70,7 +70,7 @@ class SfExpressAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(

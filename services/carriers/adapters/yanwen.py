@@ -24,8 +24,8 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     refine,
@@ -33,7 +33,7 @@ from services.carriers.adapters.assembly import (
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time, zone_offset
 from services.carriers.adapters.phrases import carrier_in_text, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -71,7 +71,7 @@ class YanwenAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
