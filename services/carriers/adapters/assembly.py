@@ -4,6 +4,9 @@ An adapter reads its payload into ``Draft`` objects (one per scan, already class
 them to ``assemble``, which puts them in journey order, gives each a module, builds the
 deterministic ``event_id`` and drops scans the payload repeats. ``sequence`` is the position in the
 journey after that, so it always counts 0, 1, 2, ... per shipment.
+
+Adapters that order and number scans themselves and keep every scan (DHL, the aggregators) use
+``assign_modules`` and ``build_events`` directly.
 """
 
 from __future__ import annotations
