@@ -4,6 +4,9 @@ An adapter reads its payload into ``Draft`` objects (one per scan, already class
 them to ``assemble``, which puts them in journey order, gives each a module, builds the
 deterministic ``event_id`` and drops scans the payload repeats. ``sequence`` is the position in the
 journey after that, so it always counts 0, 1, 2, ... per shipment.
+
+Adapters that order and number scans themselves and keep every scan (DHL, the aggregators) use
+``assign_modules`` and ``build_events`` directly.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from services.carriers.adapters.base import ParseError, ParseResult, guarded
+from services.carriers.adapters.base import Parse, ParseError, ParseResult
 from services.carriers.adapters.phrases import (
     EXPORT_SIDE,
     city_in_text,
@@ -114,21 +117,28 @@ def failure(number: str | None, kind: str, message: str) -> ParseResult:
     return ParseResult(errors=[ParseError(number, kind, message)])
 
 
+def error_list(
+    entries: list[Any], requested: str | None, http_status: int, not_found: Callable[[str], bool]
+) -> ParseResult:
+    """A carrier's ``[{code, message}]`` list as one error for the number asked: ``not_found``
+    when ``not_found`` accepts one of the codes, else the carrier's."""
+    found = [
+        (code(e.get("code")) or "", text(e.get("message"))) for e in entries if isinstance(e, dict)
+    ]
+    if not found:
+        return failure(requested, "carrier_error", f"HTTP {http_status} without an error list")
+    kind = "not_found" if any(not_found(c) for c, _ in found) else "carrier_error"
+    message = "; ".join(f"{c}: {m}" for c, m in found)
+    return failure(requested, kind, f"HTTP {http_status}: {message}")
+
+
 Read = Callable[[Any, str | None, str | None, Source, int], ParseResult]
 
 
-def guarded_json(
-    read: Read,
-    payload: bytes,
-    requested: str | None,
-    raw_ref: str | None,
-    source: Source,
-    http_status: int,
-) -> ParseResult:
-    """``read`` of the decoded JSON answer, behind the parse boundary (``base.guarded``).
-
-    A body that is not JSON is the carrier's error when the HTTP status says so (gateways answer
-    4xx and 5xx with HTML), else a malformed answer."""
+def json_answer(read: Read) -> Parse:
+    """A parse function that hands ``read`` the decoded JSON answer (to be run behind
+    ``base.guarded``). A body that is not JSON is the carrier's error when the HTTP status says so
+    (gateways answer 4xx and 5xx with HTML), else a malformed answer."""
 
     def parse(
         payload: bytes, requested: str | None, raw_ref: str | None, source: Source, status: int
@@ -141,7 +151,7 @@ def guarded_json(
             return failure(requested, "malformed", str(exc))
         return read(doc, requested, raw_ref, source, status)
 
-    return guarded(parse, payload, requested, raw_ref, source, http_status)
+    return parse
 
 
 SCAN_ERRORS = (InvalidInput, ValueError, TypeError, AttributeError, KeyError, OverflowError)
@@ -325,10 +335,13 @@ class Shipment:
     id_scope: str | None = None  # a carrier's unique shipment id, when one number has several
 
 
-def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResult:
-    """Events in journey order (drafts must be oldest first), duplicates dropped."""
+def assemble(
+    shipment: Shipment, drafts: list[Draft], route: Route, errors: Iterable[ParseError] = ()
+) -> ParseResult:
+    """Events in journey order (drafts must be oldest first), duplicates dropped; ``errors`` (the
+    scans that could not be read) come first in the result."""
     events: list[TrackingEvent] = []
-    errors: list[ParseError] = []
+    problems = list(errors)
     seen: set[Any] = set()
     for draft in assign_modules(drafts, route):
         event_id = _event_id(shipment, draft)
@@ -338,10 +351,10 @@ def assemble(shipment: Shipment, drafts: list[Draft], route: Route) -> ParseResu
         try:
             events.append(_build(shipment, draft, event_id, len(events)))
         except ValidationError as exc:
-            errors.append(
+            problems.append(
                 ParseError(shipment.number, "malformed", f"scan {draft.raw_timestamp}: {exc}")
             )
-    return ParseResult(events=events, errors=errors)
+    return ParseResult(events=events, errors=problems)
 
 
 def build_events(

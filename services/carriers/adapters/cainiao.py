@@ -22,16 +22,16 @@ from services.carriers.adapters.assembly import (
     assemble,
     code,
     failure,
-    guarded_json,
     iso2,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     refine,
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time, zone_offset
 from services.carriers.adapters.phrases import COUNTRY_NAMES, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -108,7 +108,7 @@ class CainiaoAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -142,8 +142,7 @@ def _module(entry: Any, requested: str | None, raw_ref: str | None, source: Sour
     own = {n.upper() for n in (number, requested) if n}
     drafts, errors = read_scans(scans, lambda d: _read(d, own), number, "detailList")
     ordered = sided(journey_order(drafts, "newest_first"), route)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route, errors)
 
 
 def _country(value: Any) -> str | None:

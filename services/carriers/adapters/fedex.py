@@ -26,17 +26,18 @@ from services.carriers.adapters.assembly import (
     assemble,
     code,
     customs_side,
+    error_list,
     failure,
-    guarded_json,
     iso2,
     journey_order,
+    json_answer,
     merge,
     place,
     read_scans,
     refine,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time
 from services.carriers.adapters.phrases import personal_names, redact
 from shared.errors import InvalidInput
@@ -110,7 +111,7 @@ class FedexAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -130,13 +131,11 @@ def _parse(
 
 
 def _request_errors(doc: dict[str, Any], requested: str | None, http_status: int) -> ParseResult:
-    errors = [e for e in as_list(doc.get("errors")) if isinstance(e, dict)]
-    found = [(code(e.get("code")) or "", text(e.get("message"))) for e in errors]
-    if not found:
-        return failure(requested, "carrier_error", f"HTTP {http_status} without an error list")
-    kind = "not_found" if any(c.endswith("NOTFOUND") for c, _ in found) else "carrier_error"
-    message = "; ".join(f"{c}: {m}" for c, m in found)
-    return failure(requested, kind, f"HTTP {http_status}: {message}")
+    return error_list(as_list(doc.get("errors")), requested, http_status, _says_not_found)
+
+
+def _says_not_found(error_code: str) -> bool:
+    return error_code.endswith("NOTFOUND")
 
 
 def _complete(
@@ -162,7 +161,7 @@ def _track_result(
     error = result.get("error")
     if isinstance(error, dict):
         error_code = code(error.get("code")) or ""
-        kind = "not_found" if error_code.endswith("NOTFOUND") else "carrier_error"
+        kind = "not_found" if _says_not_found(error_code) else "carrier_error"
         return failure(number, kind, f"{error_code}: {text(error.get('message'))}")
     scans = as_list(result.get("scanEvents"))
     if not scans:
@@ -172,8 +171,7 @@ def _track_result(
     drafts, errors = read_scans(scans, lambda e: _read(e, names, route), number, "scanEvents")
     unique_id = text(info.get("trackingNumberUniqueId")) or None
     shipment = Shipment(CARRIER, number, raw_ref, source, id_scope=unique_id)
-    assembled = assemble(shipment, journey_order(drafts, "newest_first"), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(shipment, journey_order(drafts, "newest_first"), route, errors)
 
 
 def _names(result: dict[str, Any]) -> list[str]:

@@ -22,15 +22,15 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     journey_order,
+    json_answer,
     read_scans,
     refine,
     route_of,
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time
 from services.carriers.adapters.phrases import COUNTRY_NAMES, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -70,7 +70,7 @@ class FourPxAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -94,8 +94,9 @@ def _parse(
     drafts, errors = read_scans(scans, lambda s: _read(s, own), number, "trackingList")
     ordered = journey_order(drafts, "newest_first")
     route = route_of(ordered, None, _country(data.get("destinationCountry")))
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _errors(doc: dict[str, Any], requested: str | None, http_status: int) -> ParseResult:

@@ -25,15 +25,15 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     route_of,
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time
 from services.carriers.adapters.phrases import classify_text, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -70,7 +70,7 @@ class SfExpressAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -133,8 +133,9 @@ def _route_resp(
     drafts, errors = read_scans(routes, lambda r: _read(r, own), number, "routes")
     ordered = journey_order(drafts, "oldest_first")
     route = route_of(ordered, None, next((d.country for d in reversed(ordered) if d.country), None))
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _read(route: Any, own_numbers: set[str]) -> Draft:

@@ -25,17 +25,18 @@ from services.carriers.adapters.assembly import (
     assemble,
     code,
     customs_side,
+    error_list,
     failure,
-    guarded_json,
     iso2,
     journey_order,
+    json_answer,
     merge,
     place,
     read_scans,
     refine,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, zone_offset
 from services.carriers.adapters.phrases import personal_names, redact
 from shared.errors import InvalidInput
@@ -109,7 +110,7 @@ class UpsAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -131,14 +132,7 @@ def _parse(
 def _errors(doc: dict[str, Any], requested: str | None, http_status: int) -> ParseResult:
     response = doc.get("response")
     errors = as_list(response.get("errors")) if isinstance(response, dict) else []
-    found = [
-        (code(e.get("code")) or "", text(e.get("message"))) for e in errors if isinstance(e, dict)
-    ]
-    if not found:
-        return failure(requested, "carrier_error", f"HTTP {http_status} without an error list")
-    kind = "not_found" if any(c in NOT_FOUND_CODES for c, _ in found) else "carrier_error"
-    message = "; ".join(f"{c}: {m}" for c, m in found)
-    return failure(requested, kind, f"HTTP {http_status}: {message}")
+    return error_list(errors, requested, http_status, NOT_FOUND_CODES.__contains__)
 
 
 def _shipment(
@@ -173,8 +167,7 @@ def _package(
     drafts, errors = read_scans(activities, lambda a: _read(a, names, route), number, "activity")
     # Newest first in the documentation, unordered in CIE: sort, payload order breaking ties.
     ordered = journey_order(drafts[::-1], "unordered")
-    result = assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route)
-    return ParseResult(result.events, errors + result.errors)
+    return assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route, errors)
 
 
 def _names(package: dict[str, Any]) -> list[str]:

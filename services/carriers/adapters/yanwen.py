@@ -24,8 +24,8 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     refine,
@@ -33,7 +33,7 @@ from services.carriers.adapters.assembly import (
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time, zone_offset
 from services.carriers.adapters.phrases import carrier_in_text, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -71,7 +71,7 @@ class YanwenAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -125,8 +125,9 @@ def _result(result: Any, asked: str | None, raw_ref: str | None, source: Source)
     if asked and asked.upper() != number.upper():
         ordered = _hand_off(ordered, number)
     route = route_of(ordered, None, None)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(
+        Shipment(CARRIER, number, raw_ref, source), sided(ordered, route), route, errors
+    )
 
 
 def _hand_off(drafts: list[Draft], returned: str) -> list[Draft]:

@@ -26,9 +26,9 @@ from services.carriers.adapters.assembly import (
     code,
     failure,
     free_place,
-    guarded_json,
     iso2,
     journey_order,
+    json_answer,
     merge,
     read_scans,
     refine,
@@ -36,7 +36,7 @@ from services.carriers.adapters.assembly import (
     sided,
     text,
 )
-from services.carriers.adapters.base import ParseResult
+from services.carriers.adapters.base import ParseResult, guarded
 from services.carriers.adapters.localtime import resolve_time, wall_time, zone_offset
 from services.carriers.adapters.phrases import carrier_in_text, handoff_in_text, redact
 from shared.errors import InvalidInput
@@ -81,7 +81,7 @@ class YunExpressAdapter:
         source: Source = Source.POLL,
         http_status: int = 200,
     ) -> ParseResult:
-        return guarded_json(_parse, payload, requested, raw_ref, source, http_status)
+        return guarded(json_answer(_parse), payload, requested, raw_ref, source, http_status)
 
 
 def _parse(
@@ -123,8 +123,7 @@ def _item(item: Any, requested: str | None, raw_ref: str | None, source: Source)
     ordered = sided(ordered, route)
     if last_mile and last_mile.upper() not in own:
         ordered = _hand_off(ordered, last_mile)
-    assembled = assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route)
-    return ParseResult(assembled.events, errors + assembled.errors)
+    return assemble(Shipment(CARRIER, number, raw_ref, source), ordered, route, errors)
 
 
 def _hand_off(drafts: list[Draft], last_mile: str) -> list[Draft]:
