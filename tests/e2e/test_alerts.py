@@ -195,7 +195,8 @@ async def test_stale_journeys_raise_exactly_their_alerts_and_resolve_when_events
     assert not any(str(a.shipment_id) in fedex_ids for a in alerts.values())
     lost_alert = alerts[(ids["lost"], "linehaul")]
     assert (lost_alert.threshold_s, lost_alert.threshold_source) == (86400.0, "config")
-    assert lost_alert.carrier == "china-post" and lost_alert.substatus == "departed_origin_country"
+    # Gone silent after leaving China Post's outward office of exchange: in the UPU network's leg.
+    assert lost_alert.carrier == "upu" and lost_alert.substatus == "departed_origin_country"
     hole_alert = alerts[(ids["hole"], "handoff_black_hole")]
     assert (hole_alert.carrier, hole_alert.module, hole_alert.threshold_source) == (
         "usps",
