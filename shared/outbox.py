@@ -48,9 +48,11 @@ _PG_INSERT = text(
     "ORDER BY u.n"
 )
 # Claim, return and delete the oldest rows in one statement; the publish happens before commit.
+# ``= ANY(ARRAY(...))`` runs the claim once and deletes by primary key (``IN (SELECT ...)`` may
+# plan a sequential scan of a queue table full of dead rows).
 _PG_CLAIM = (
-    "DELETE FROM outbox_record WHERE id IN (SELECT id FROM outbox_record {where} ORDER BY id "
-    "LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, value"
+    "DELETE FROM outbox_record WHERE id = ANY(ARRAY(SELECT id FROM outbox_record {where} "
+    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)) RETURNING id, topic, key, value"
 )
 _PG_CLAIM_ALL = text(_PG_CLAIM.format(where=""))
 _PG_CLAIM_OLD = text(_PG_CLAIM.format(where="WHERE created_at < :before"))

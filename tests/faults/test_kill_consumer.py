@@ -264,6 +264,10 @@ async def _run(settings: Settings, n: int, tmp_path: Path, seed: int) -> None:
         "THROUGHLINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "THROUGHLINE_TOPIC_PREFIX": settings.topic_prefix,
         "THROUGHLINE_LOG_LEVEL": "WARNING",
+        # Kills land between commits: keep the batches small against the ingest (about 40 of
+        # them), or a fast consumer stores everything in a handful of commits before most of the
+        # schedule's kill points come up.
+        "THROUGHLINE_TIMELINE_BATCH": str(max(50, n // 40)),
     }
     consumers = Consumers(env, tmp_path)
     store = Store(settings.database_url)
