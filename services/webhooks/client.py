@@ -161,6 +161,9 @@ class WebhookClient:
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """At most ``max_response_bytes`` of the body; True when there was more."""
+        length = resp.content_length
+        if length is not None and length <= self._max_response_bytes:
+            return await resp.read(), False  # announced and small enough: read it in one go
         buf = bytearray()
         while len(buf) < self._max_response_bytes:
             chunk = await resp.content.read(self._max_response_bytes - len(buf))
