@@ -158,7 +158,7 @@ class _PgReads:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    import asyncpg
+                    import asyncpg  # type: ignore[import-untyped]
 
                     self._pool = await asyncpg.create_pool(
                         self._dsn,
@@ -265,7 +265,21 @@ async def tracking_json(sessions: async_sessionmaker[AsyncSession], number: str)
         if row is None:
             return None
         events = [
-            PublicEventRow(*e[:10], orjson.loads(e[10]) if e[10] else None, e[11], e[12])
+            PublicEventRow(
+                e[0],
+                e[1],
+                e[2],
+                e[3],
+                e[4],
+                e[5],
+                e[6],
+                e[7],
+                e[8],
+                e[9],
+                orjson.loads(e[10]) if e[10] else None,
+                e[11],
+                e[12],
+            )  # fmt: skip
             for e in row["events"]
         ]
         return encode(

@@ -193,7 +193,7 @@ class Sender:
 
     async def _pg(self) -> Any:
         if self._pg_pool is None:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
 
             assert self._pg_dsn is not None
             self._pg_pool = await asyncpg.create_pool(
