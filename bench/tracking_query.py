@@ -17,7 +17,9 @@
    CPU each party used.
 
 ``--reuse URL`` skips 1 and uses a database loaded before (``--keep`` keeps the one it made).
-``--api-env K=V`` passes extra settings to the API process (e.g. to compare configurations).
+``--api-env K=V`` passes extra settings to the API process (e.g. to compare configurations);
+``--api-root DIR`` runs the API from another source tree (``git archive <commit> | tar -x -C DIR``)
+with the same interpreter, to measure an older commit the same way.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--reuse", metavar="DATABASE_URL", help="a database loaded before")
     parser.add_argument("--api-env", action="append", default=[], metavar="K=V")
+    parser.add_argument(
+        "--api-root", type=Path, default=ROOT,
+        help="run the API from this source tree (e.g. an exported older commit, for a before/after)",
+    )  # fmt: skip
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--rounds", type=int, default=2, help="baseline/API pairs, interleaved")
     args = parser.parse_args()
@@ -190,7 +196,7 @@ async def _measure(args: argparse.Namespace, url: str, tmp: Path) -> int:
         **dict(kv.split("=", 1) for kv in args.api_env),
     }
     command = [sys.executable, "-m", "services.cli", "run", "api"]
-    api = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220 - set-up
+    api = subprocess.Popen(command, env=env, cwd=args.api_root)  # noqa: ASYNC220 - set-up
     try:
         base = f"http://127.0.0.1:{api_port}"
         await _wait_up(base)

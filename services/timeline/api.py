@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from typing import Annotated
 
@@ -164,7 +165,8 @@ class TrackingFastPath:
                     response = await _tracking(self.api, client[0] if client else None, raw)
                 except ThroughlineError as exc:
                     handler = self.api.exception_handlers[ThroughlineError]
-                    response = await handler(Request(scope, receive), exc)
+                    rendered = handler(Request(scope, receive), exc)
+                    response = await rendered if inspect.isawaitable(rendered) else rendered
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

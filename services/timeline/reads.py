@@ -2,8 +2,11 @@
 
 On PostgreSQL one statement finds the shipment by any of its numbers and brings its legs and every
 leg's events along (as arrays of rows), through a small asyncpg pool of its own: no ORM objects,
-no transaction (a single statement reads one snapshot) and no ping per checkout. Elsewhere
-(SQLite, the embedded mode) the repository's queries do the same in three steps.
+no transaction (a single statement reads one snapshot) and no ping per checkout. Lookups that
+arrive in the same turn of the event loop (concurrent requests) share that statement, up to
+``MAX_BATCH`` numbers each: fewer round trips and wake-ups per request under load, and nothing
+waits on purpose. Elsewhere (SQLite, the embedded mode) the repository's queries do the same in
+three steps.
 
 Either way the answer is built by ``encode`` from plain values and is exactly what
 ``views.public_timeline`` and the ``TrackingOut`` schema produce (a test compares them), without
@@ -33,15 +36,18 @@ log = logging.getLogger("throughline.timeline")
 _LOCATION_FIELDS = ("city", "region", "country", "facility")
 POOL_SIZE = 8  # connections per API process; a lookup holds one for a single round trip
 
+# Lookups that arrive together (concurrent requests) share one statement: one round trip and one
+# plan for a batch of numbers, each answered with the earliest registered shipment holding it.
 _SQL = """
 WITH s AS (
-    SELECT sh.id, sh.status, sh.substatus, sh.module_status, sh.customs, sh.last_event_at
-    FROM shipment sh
-    WHERE sh.id IN (SELECT l.shipment_id FROM leg l WHERE l.tracking_number = $1)
-    ORDER BY sh.created_at
-    LIMIT 1
+    SELECT DISTINCT ON (n.number) n.number, sh.id, sh.status, sh.substatus, sh.module_status,
+        sh.customs, sh.last_event_at
+    FROM unnest($1::text[]) AS n(number)
+    JOIN leg l ON l.tracking_number = n.number
+    JOIN shipment sh ON sh.id = l.shipment_id
+    ORDER BY n.number, sh.created_at
 )
-SELECT s.status, s.substatus, s.module_status, s.customs, s.last_event_at,
+SELECT s.number, s.status, s.substatus, s.module_status, s.customs, s.last_event_at,
     ARRAY(
         SELECT ROW(l.position, l.carrier, l.tracking_number, l.status, l.module)
         FROM leg l WHERE l.shipment_id = s.id ORDER BY l.position
@@ -56,6 +62,7 @@ SELECT s.status, s.substatus, s.module_status, s.customs, s.last_event_at,
     ) AS events
 FROM s
 """
+MAX_BATCH = 8  # measured: 64 serialises the work in one backend and was slower than 8
 
 
 @dataclass(slots=True)
@@ -132,19 +139,26 @@ def _event(e: PublicEventRow) -> dict[str, Any]:
 
 
 class _PgReads:
-    """A few asyncpg connections for the one lookup statement (closed with the engine's runtime)."""
+    """A few asyncpg connections for the lookup statement (closed with the engine's runtime).
+
+    Lookups made in the same event-loop turn go out together, as one statement (at most
+    ``MAX_BATCH`` numbers); nothing waits on purpose: a batch leaves on the next turn of the loop.
+    """
 
     def __init__(self, dsn: str, size: int) -> None:
         self._dsn = dsn
         self._size = size
         self._pool: Any = None
         self._lock = asyncio.Lock()
+        self._pending: dict[str, list[asyncio.Future[Any]]] = {}
+        self._scheduled = False
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    import asyncpg
+                    import asyncpg  # type: ignore[import-untyped]
 
                     self._pool = await asyncpg.create_pool(
                         self._dsn,
@@ -156,13 +170,53 @@ class _PgReads:
         return self._pool
 
     async def fetch(self, number: str) -> Any:
+        """The row for ``number`` (None when unknown), looked up with whatever else is waiting."""
+        waiters = self._pending.get(number)
+        if waiters is None:
+            waiters = self._pending[number] = []
+            if not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
+        return await future
+
+    def _flush(self) -> None:
+        """Send what is pending now, in batches of at most ``MAX_BATCH`` numbers."""
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        numbers = list(pending)
+        for start in range(0, len(numbers), MAX_BATCH):
+            batch = {n: pending[n] for n in numbers[start : start + MAX_BATCH]}
+            task = asyncio.ensure_future(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: dict[str, list[asyncio.Future[Any]]]) -> None:
+        try:
+            rows = await self._query(list(batch))
+        except BaseException as exc:
+            for futures in batch.values():
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        found = {r["number"]: r for r in rows}
+        for number, futures in batch.items():
+            for f in futures:
+                if not f.done():
+                    f.set_result(found.get(number))
+
+    async def _query(self, numbers: list[str]) -> list[Any]:
         import asyncpg
 
         for attempt in (1, 2):
             pool = await self._get_pool()
             try:
                 async with pool.acquire() as conn:
-                    return await conn.fetchrow(_SQL, number)
+                    return list(await conn.fetch(_SQL, numbers))
             except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
                 if attempt == 2:
                     raise
@@ -170,6 +224,8 @@ class _PgReads:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -209,7 +265,21 @@ async def tracking_json(sessions: async_sessionmaker[AsyncSession], number: str)
         if row is None:
             return None
         events = [
-            PublicEventRow(*e[:10], orjson.loads(e[10]) if e[10] else None, e[11], e[12])
+            PublicEventRow(
+                e[0],
+                e[1],
+                e[2],
+                e[3],
+                e[4],
+                e[5],
+                e[6],
+                e[7],
+                e[8],
+                e[9],
+                orjson.loads(e[10]) if e[10] else None,
+                e[11],
+                e[12],
+            )  # fmt: skip
             for e in row["events"]
         ]
         return encode(

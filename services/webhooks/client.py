@@ -27,7 +27,6 @@ from services.webhooks import ssrf
 from services.webhooks.schedule import SLOW_DOWN, parse_retry_after
 
 KEPT_RESPONSE_BYTES = 2048
-_UNCHECKED = object()
 USER_AGENT = "Throughline-Webhooks/0.1 (+https://www.standardwebhooks.com/)"
 
 
@@ -78,7 +77,7 @@ class WebhookClient:
         self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         # Syntax and IP-literal verdicts per URL (names are checked at every connection instead).
-        self._literal_checks: dict[str, tuple[type[Exception], str] | None | object] = {}
+        self._literal_checks: dict[str, tuple[type[Exception], str] | None] = {}
 
     async def __aenter__(self) -> WebhookClient:
         connector = aiohttp.TCPConnector(
@@ -140,9 +139,8 @@ class WebhookClient:
             return Outcome(None, _ms(started), error=_describe(exc))
 
     def _check_literal(self, url: str) -> None:
-        refused = self._literal_checks.get(url, _UNCHECKED)
-        if refused is _UNCHECKED:
-            refused = None
+        if url not in self._literal_checks:
+            refused: tuple[type[Exception], str] | None = None
             try:
                 target = ssrf.parse_url(url)
                 literal = ssrf.ip_literal(target.host)
@@ -155,12 +153,16 @@ class WebhookClient:
             if len(self._literal_checks) > 10_000:
                 self._literal_checks.clear()
             self._literal_checks[url] = refused  # the rules depend on the URL alone
-        if refused is not None:
-            kind, message = refused  # type: ignore[misc]
+        verdict = self._literal_checks[url]
+        if verdict is not None:
+            kind, message = verdict
             raise kind(message)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """At most ``max_response_bytes`` of the body; True when there was more."""
+        length = resp.content_length
+        if length is not None and length <= self._max_response_bytes:
+            return await resp.read(), False  # announced and small enough: read it in one go
         buf = bytearray()
         while len(buf) < self._max_response_bytes:
             chunk = await resp.content.read(self._max_response_bytes - len(buf))

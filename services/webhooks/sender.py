@@ -5,11 +5,16 @@
   when the lease runs out (at-least-once on the wire; receivers dedupe by ``webhook-id``).
 - One slow or dead endpoint cannot delay another's deliveries: each endpoint has at most
   ``webhook_endpoint_concurrency`` requests in flight (per sender), out of a global pool of
-  ``webhook_max_in_flight``. Claims run ahead of the sends (up to four times the caps are held,
+  ``webhook_max_in_flight``. Claims run ahead of the sends (up to eight times the caps are held,
   in flight or ready), so a freed slot starts the next job at once instead of waiting for a claim;
   a claim skips endpoints that already hold their share.
 - Outcomes are written by one writer task, many per transaction (attempt rows, next attempt time,
   endpoint failure streaks and disabling).
+- On PostgreSQL a claim is one statement and so is a batch of successes (``claims.py``), on
+  connections of the sender's own with ``synchronous_commit`` off: a crash may lose the last
+  moments of leases and outcomes, which only means those deliveries are sent again (never lost).
+  Ready jobs wait per endpoint; a heap of the endpoints below their cap, by oldest ready job,
+  picks the next one to start.
 - On stop, nothing new is claimed or started; requests in flight finish (bounded by the
   timeout), their outcomes are written, and the leases of jobs never started are released.
 """
@@ -39,7 +44,8 @@ from shared.settings import Settings
 log = logging.getLogger("throughline.webhooks")
 T = TypeVar("T")
 COALESCE_S = 0.005  # let a few completions gather before the next claim
-HOLD = 4  # claimed ahead: up to four times the caps, in flight or ready
+HOLD = 8  # claimed ahead: up to eight times the caps, in flight or ready (4 starved the sends
+# while a claim was on its way: BENCHMARKS.md, webhook sending)
 SETTLE_EVERY_S = 0.02  # outcomes gather this long before they are written together
 
 
@@ -183,7 +189,7 @@ class Sender:
 
     async def _pg(self) -> Any:
         if self._pg_pool is None:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
 
             assert self._pg_dsn is not None
             self._pg_pool = await asyncpg.create_pool(

@@ -8,6 +8,7 @@ holding fields the public view must not show.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -175,3 +176,17 @@ async def test_fast_path_answers_as_the_routed_endpoint(stack: Runtime) -> None:
         assert int(got[-1].headers["Retry-After"]) >= 1
     assert [a[0] for a in answers[0]] == [200, 404, 422, 200, 429]
     assert answers[0] == answers[1]
+
+
+async def test_concurrent_lookups_each_get_their_own_parcel(stack: Runtime) -> None:
+    """Lookups made together (one batch on PostgreSQL) answer exactly as made one by one."""
+    await _parcel(stack)
+    async with transaction(stack.sessions) as s:
+        await record_events(s, [ev("dhl", "1234567891", 3, module=Module.ORIGIN)])
+    numbers = [IMPB, "ZZ0000000000", FOURPX, "1234567891", IMPB, "ZZ0000000001"] * 20
+    together = await asyncio.gather(*(reads.tracking_json(stack.sessions, n) for n in numbers))
+    alone = {n: await reads.tracking_json(stack.sessions, n) for n in set(numbers)}
+    assert together == [alone[n] for n in numbers]
+    assert alone["ZZ0000000000"] is None and alone["1234567891"] is not None
+    assert orjson.loads(alone["1234567891"])["legs"][0]["carrier"] == "dhl"
+    assert alone[IMPB] is not None and alone[IMPB] != alone[FOURPX]

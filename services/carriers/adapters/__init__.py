@@ -24,14 +24,27 @@ from services.carriers.adapters.yunexpress import YunExpressAdapter
 
 _ALL: tuple[Adapter, ...] = (
     # postal
-    UpuAdapter(), ChinaPostAdapter(), UspsAdapter(), RoyalMailAdapter(), LaPosteAdapter(),
-    AustraliaPostAdapter(), CanadaPostAdapter(),
+    UpuAdapter(),
+    ChinaPostAdapter(),
+    UspsAdapter(),
+    RoyalMailAdapter(),
+    LaPosteAdapter(),
+    AustraliaPostAdapter(),
+    CanadaPostAdapter(),
     # express
-    DhlAdapter(), UpsAdapter(), FedexAdapter(),
+    DhlAdapter(),
+    UpsAdapter(),
+    FedexAdapter(),
     # cross-border and overseas
-    FourPxAdapter(), YanwenAdapter(), YunExpressAdapter(), CainiaoAdapter(), SfExpressAdapter(),
+    FourPxAdapter(),
+    YanwenAdapter(),
+    YunExpressAdapter(),
+    CainiaoAdapter(),
+    SfExpressAdapter(),
     # aggregator feeds (received as webhooks)
-    Track17Adapter(), AftershipAdapter(), EasypostAdapter(),
+    Track17Adapter(),
+    AftershipAdapter(),
+    EasypostAdapter(),
 )
 ADAPTERS: dict[str, Adapter] = {a.carrier: a for a in _ALL}
 
