@@ -5,8 +5,8 @@ sort key of the last event folded in and the modules it saw), so that a batch fo
 events; NULL means "derive from all events afresh" (rows written before this revision).
 
 Revision ID: 0005
-Revises: 0003
-Create Date: 2026-11-27 08:00:00
+Revises: 0004
+Create Date: 2026-11-25 08:00:00
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
