@@ -151,10 +151,15 @@ _API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API 
 
 
 def _bearer(
-    authorization: HTTPAuthorizationCredentials | None, x_api_key: str | None
+    authorization: HTTPAuthorizationCredentials | str | None, x_api_key: str | None
 ) -> str | None:
+    """The key from ``X-API-Key``, else from ``Authorization: Bearer`` (as parsed by the security
+    scheme, or as the raw header a streaming endpoint reads itself)."""
     if x_api_key:
         return x_api_key
+    if isinstance(authorization, str):
+        scheme, _, credentials = authorization.strip().partition(" ")
+        return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
     if authorization is not None:
         return authorization.credentials.strip()
     return None

@@ -98,7 +98,12 @@ async def list_alerts(
     severity: Annotated[str | None, Query(description="info, warning or critical")] = None,
     shipment_id: uuid.UUID | None = None,
     min_age_s: Annotated[
-        float | None, Query(ge=0, description="quiet for at least this many seconds")
+        float | None,
+        Query(
+            ge=0,
+            le=10 * 365 * 86400,
+            description="quiet for at least this many seconds (at most ten years)",
+        ),
     ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

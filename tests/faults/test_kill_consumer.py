@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench.workload import Workload, generate
 from services.timeline.models import Leg, Shipment, TrackingEventRow
 from services.timeline.status import derive
-from shared.bus import Bus, OutRecord
+from shared.bus import Bus
 from shared.migrate import upgrade_async
 from shared.outbox import OutboxRecord
 from shared.schema import TOPIC_EVENTS
@@ -127,12 +127,26 @@ async def ingest_with_kills(
     n = len(records)
     deadline = time.monotonic() + DEADLINE_S
     report = Report()
-    publishing = asyncio.create_task(_publish(bus, settings.topic(TOPIC_EVENTS), records))
+    topic = settings.topic(TOPIC_EVENTS)
+    published = 0
+
+    async def publish_until(upto: int) -> None:
+        """The producer side, in chunks, a little ahead of the consumer: a fast consumer cannot
+        finish the ingest before the kill schedule has played out."""
+        nonlocal published
+        while published < upto:
+            chunk = records[published : min(upto, published + 2000)]
+            await bus.publish(topic, chunk)
+            published += len(chunk)
+
     # Slice the ingest in KILLS + 1: one kill point at a random place in each slice but the last.
     points = [n * (i + rng.uniform(0.05, 0.95)) / (KILLS + 1) for i in range(KILLS)]
-    for point in points:
+    for i, point in enumerate(points):
         consumers.start()
         report.restarts += 1
+        # Published: up to half a slice past this kill point, never the whole ingest before the
+        # last kill; the rest stays in the producer's hands until the consumer has been killed.
+        await publish_until(min(n, int(n * (i + 1.5) / (KILLS + 1))))
         if rng.random() < 0.25:
             # Any moment: during start-up, the group join, a batch, a commit or the outbox flush.
             await asyncio.sleep(rng.uniform(0.2, 3.0))
@@ -148,7 +162,7 @@ async def ingest_with_kills(
             report.exits.append(early)
         if at_kill < n:
             report.kills.append(at_kill)
-    await publishing
+    await publish_until(n)
     consumers.start()
     report.restarts += 1
     while (stored := await store.stored()) < n or await store.outbox():
@@ -159,13 +173,6 @@ async def ingest_with_kills(
         await asyncio.sleep(0.2)
     consumers.stop()
     return report
-
-
-async def _publish(bus: Bus, topic: str, records: list[OutRecord]) -> None:
-    """The producer side, in chunks, while the consumer lives come and go."""
-    for start in range(0, len(records), 2000):
-        await bus.publish(topic, records[start : start + 2000])
-        await asyncio.sleep(0.1)
 
 
 def _check_deadline(deadline: float, what: str, consumers: Consumers) -> None:
