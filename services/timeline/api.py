@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -138,6 +139,14 @@ async def _tracking(app: FastAPI, client: str | None, raw: str) -> Response:
 _TRACKING = "/v1/tracking/"
 
 
+@dataclass(frozen=True)
+class _RouteTemplate:
+    path: str
+
+
+_TRACKING_ROUTE = _RouteTemplate(f"{_TRACKING}{{tracking_number}}")
+
+
 class TrackingFastPath:
     """``GET /v1/tracking/{number}`` answered in front of the router (plain ASGI).
 
@@ -160,6 +169,9 @@ class TrackingFastPath:
                 path = path[len(root) :]
             raw = path[len(_TRACKING) :]
             if path.startswith(_TRACKING) and raw and "/" not in raw:
+                # The route this stands in for, as the router would have set it: request metrics
+                # label answers by the route's template.
+                scope["route"] = _TRACKING_ROUTE
                 client = scope.get("client")
                 try:
                     response = await _tracking(self.api, client[0] if client else None, raw)

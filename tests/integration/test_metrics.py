@@ -20,13 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
 
 from bench.workload import generate
 from services.cli.app import create_api_app
 from services.cli.runtime import Runtime
 from shared.bus import OutRecord
+from shared.db import utcnow
 from shared.schema import TOPIC_EVENTS
+from tests.integration.alerting import new_alert
 
 
 def free_port() -> int:
@@ -164,11 +165,12 @@ async def test_the_api_counts_requests_by_route_and_reads_open_alerts(stack: Run
         for number in ("1234567891", "1234567892", "1234567893"):
             assert (await http.get(f"/v1/tracking/{number}")).status_code == 404
         assert (await http.get("/healthz")).status_code == 200
-        async with stack.engine.begin() as conn:  # the alerts feature's table, as far as known
-            await conn.execute(
-                text("create table alert (id integer primary key, resolved_at text)")
-            )
-            await conn.execute(text("insert into alert values (1, null), (2, null), (3, 'x')"))
+        # Two open alerts and one resolved, written as the scan writes them.
+        await new_alert(stack, None)
+        await new_alert(stack, None, rule_key="linehaul")
+        await new_alert(
+            stack, None, rule_key="out_for_delivery", state="resolved", resolved_at=utcnow()
+        )
         r = await http.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain")
     after = parse(r.text)
