@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerts.api import router as alerts_router
 from services.alerts.page import router as ops_page_router
@@ -174,17 +174,70 @@ def install_problem_documents(app: FastAPI) -> None:
 
 def install_request_metrics(app: FastAPI) -> None:
     """Count and time every answer by route template (never the raw path: numbers are many)."""
+    app.add_middleware(_RequestMetrics)
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class _RequestMetrics:
+    """Plain ASGI (no per-request task group, stream or ``Request``, unlike ``@app.middleware``):
+    a request costs one wrapped ``send`` and the two metric updates.
+
+    The route template is read from the scope after the app has answered (the router puts the
+    matched route there); an exception that escapes the app counts as a 500 and goes on up."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Labelled children, made once per (method, route[, status]): ``labels()`` costs a lock
+        # and a dict lookup over tuples of strings each call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.monotonic()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.monotonic() - started)
-        return response
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.monotonic() - started
+            method: str = scope["method"]
+            route = getattr(scope.get("route"), "path", None) or _front_route(scope, method)
+            counter = self._counters.get((method, route, status))
+            if counter is None:
+                counter = metrics.HTTP_REQUESTS.labels(method, route, str(status))
+                if len(self._counters) < 10_000:
+                    self._counters[(method, route, status)] = counter
+            timer = self._timers.get((method, route))
+            if timer is None:
+                timer = metrics.HTTP_SECONDS.labels(method, route)
+                if len(self._timers) < 10_000:
+                    self._timers[(method, route)] = timer
+            counter.inc()
+            timer.observe(elapsed)
+
+
+# Answered in front of the router (``TrackingFastPath``): no route in the scope, same template.
+_TRACKING_PREFIX = "/v1/tracking/"
+_TRACKING_ROUTE = "/v1/tracking/{tracking_number}"
+
+
+def _front_route(scope: Scope, method: str) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    number = path[len(_TRACKING_PREFIX) :]
+    if method == "GET" and path.startswith(_TRACKING_PREFIX) and number and "/" not in number:
+        return _TRACKING_ROUTE
+    return "unmatched"
 
 
 def timeline_registration(settings: Settings) -> RegisterRow:

@@ -47,6 +47,8 @@ COALESCE_S = 0.005  # let a few completions gather before the next claim
 HOLD = 8  # claimed ahead: up to eight times the caps, in flight or ready (4 starved the sends
 # while a claim was on its way: BENCHMARKS.md, webhook sending)
 SETTLE_EVERY_S = 0.02  # outcomes gather this long before they are written together
+# Labelled metric children per outcome kind, made once (``labels()`` takes a lock each call).
+_OUTCOME_METRICS: dict[str, tuple[Any, Any]] = {}
 
 
 Job = repository.Claimed
@@ -83,7 +85,11 @@ class Sender:
         self._in_flight: dict[uuid.UUID, int] = {}
         # Endpoints that answered 410 and are about to be disabled: not claimed meanwhile.
         self._gone: set[uuid.UUID] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # One long-lived worker per slot (``webhook_max_in_flight`` of them): a started job is
+        # handed to an idle worker's future instead of costing a task of its own.
+        self._idle: deque[asyncio.Future[Job | None]] = deque()
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._results: list[AttemptResult] = []
         self._have_results = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -114,14 +120,22 @@ class Sender:
             self._client = client
             writing = asyncio.Event()
             writer = asyncio.create_task(self._write_results(writing))
+            loop = asyncio.get_running_loop()
+            for _ in range(self._max):
+                idle: asyncio.Future[Job | None] = loop.create_future()
+                self._idle.append(idle)
+                self._workers.append(asyncio.create_task(self._worker(idle)))
             log.info("webhook sender started", extra={"max_in_flight": self._max})
             try:
                 await self._claim_loop(stop)
             finally:
                 unsent = [job.delivery_id for q in self._ready.values() for _, job in q]
                 self._ready.clear()
-                if self._tasks:
-                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                self._stopping = True
+                while self._idle:  # busy workers see _stopping once their request is over
+                    self._idle.popleft().set_result(None)
+                await asyncio.gather(*self._workers, return_exceptions=True)
+                self._workers.clear()
                 writing.set()
                 self._have_results.set()
                 await writer
@@ -225,36 +239,62 @@ class Sender:
             heapq.heappush(self._eligible, (queue[0][0], e))
 
     def _start(self, job: Job) -> None:
+        """Hand ``job`` to an idle worker (``_dispatch`` starts at most one per free slot)."""
         n = self._in_flight.get(job.endpoint_id, 0) + 1
         self._in_flight[job.endpoint_id] = n
         peak = self.stats.per_endpoint_peak
-        peak[job.endpoint_id] = max(peak.get(job.endpoint_id, 0), n)
-        self.stats.in_flight_peak = max(self.stats.in_flight_peak, self.in_flight)
-        task = asyncio.create_task(self._send(job))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if n > peak.get(job.endpoint_id, 0):
+            peak[job.endpoint_id] = n
+        total = self._max - len(self._idle) + 1
+        if total > self.stats.in_flight_peak:
+            self.stats.in_flight_peak = total
+        self._idle.popleft().set_result(job)
+
+    async def _worker(self, idle: asyncio.Future[Job | None]) -> None:
+        """One slot: send the job it is handed, settle the books, wait for the next one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await idle
+            if job is None:
+                return
+            try:
+                await self._send(job)
+            except Exception as exc:  # noqa: BLE001 - a slot must outlive any one job
+                # Its lease runs out and a later claim sends it again (at-least-once).
+                log.error(
+                    "webhook send failed", extra={"delivery": job.delivery_id, "error": repr(exc)}
+                )
+            e = job.endpoint_id
+            _decrement(self._in_flight, e)
+            _decrement(self._held, e)
+            if self._stopping:
+                return
+            idle = loop.create_future()
+            self._idle.append(idle)
+            self._became_free(e)
+            self._dispatch()
+            self._slot_freed.set()
 
     async def _send(self, job: Job) -> None:
         assert self._client is not None
-        try:
-            attempted_at = utcnow()
-            headers = signing.headers(job.secrets, str(job.event_id), job.body)
-            outcome = await self._client.post(job.url, headers, job.body)
-            if outcome.status_code == 410:
-                self._drop_ready(job.endpoint_id)
-            self._results.append(AttemptResult(job.delivery_id, attempted_at, outcome))
-            self._have_results.set()
-            self.stats.attempts += 1
-            self.stats.succeeded += outcome.ok
-            kind = metrics.webhook_outcome(outcome.status_code)
-            metrics.WEBHOOK_ATTEMPTS.labels(kind).inc()
-            metrics.WEBHOOK_SECONDS.labels(kind).observe(outcome.latency_ms / 1000)
-        finally:
-            _decrement(self._in_flight, job.endpoint_id)
-            _decrement(self._held, job.endpoint_id)
-            self._became_free(job.endpoint_id)
-            self._dispatch()
-            self._slot_freed.set()
+        attempted_at = utcnow()
+        headers = signing.headers(job.secrets, str(job.event_id), job.body)
+        outcome = await self._client.post(job.url, headers, job.body)
+        if outcome.status_code == 410:
+            self._drop_ready(job.endpoint_id)
+        self._results.append(AttemptResult(job.delivery_id, attempted_at, outcome))
+        self._have_results.set()
+        self.stats.attempts += 1
+        self.stats.succeeded += outcome.ok
+        kind = metrics.webhook_outcome(outcome.status_code)
+        counted = _OUTCOME_METRICS.get(kind)
+        if counted is None:
+            counted = _OUTCOME_METRICS[kind] = (
+                metrics.WEBHOOK_ATTEMPTS.labels(kind),
+                metrics.WEBHOOK_SECONDS.labels(kind),
+            )
+        counted[0].inc()
+        counted[1].observe(outcome.latency_ms / 1000)
 
     def _drop_ready(self, endpoint_id: uuid.UUID) -> None:
         """The endpoint is going away: its ready jobs are not sent (disabling fails them)."""
@@ -274,7 +314,7 @@ class Sender:
 
     async def _write_results(self, stopping: asyncio.Event) -> None:
         while True:
-            if stopping.is_set() and not self._tasks and not self._results:
+            if stopping.is_set() and not self._results:
                 return
             await self._have_results.wait()
             if not stopping.is_set():
