@@ -164,11 +164,19 @@ async def timed_scan(url: str, config: ScanConfig, now: datetime) -> tuple[float
 async def events_resume(url: str, share: float) -> int:
     conn = await asyncpg.connect(infra.asyncpg_dsn(url))
     try:
-        status = await conn.execute(
-            "UPDATE shipment SET last_event_at = $1 WHERE id IN (SELECT shipment_id FROM alert "
-            "WHERE kind = 'shipment' AND resolved_at IS NULL AND random() < $2)",
-            NOW + timedelta(minutes=1),
+        # What moved is kept aside, so that --reuse can put it back.
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_moved (id uuid PRIMARY KEY, last_event_at timestamptz)"
+        )
+        await conn.execute(
+            "INSERT INTO bench_moved SELECT s.id, s.last_event_at FROM shipment s WHERE s.id IN ("
+            "SELECT shipment_id FROM alert WHERE kind = 'shipment' AND resolved_at IS NULL "
+            "AND random() < $1) ON CONFLICT DO NOTHING",
             share,
+        )
+        status = await conn.execute(
+            "UPDATE shipment SET last_event_at = $1 FROM bench_moved m WHERE m.id = shipment.id",
+            NOW + timedelta(minutes=1),
         )
         return int(status.split()[-1])
     finally:
@@ -176,12 +184,18 @@ async def events_resume(url: str, share: float) -> int:
 
 
 async def reset(url: str) -> None:
-    """Back to the loaded state: no alerts, no outbox, the parcels (e) moved quiet again (for 5
-    days); the clock is the one of the load."""
+    """Back to the loaded state: no alerts, no outbox, the parcels (e) moved as they were; the
+    clock is the one of the load."""
     global NOW
     conn = await asyncpg.connect(infra.asyncpg_dsn(url))
     try:
         NOW = await conn.fetchval("SELECT max(created_at) FROM tenant")
+        if await conn.fetchval("SELECT to_regclass('bench_moved') IS NOT NULL"):
+            await conn.execute(
+                "UPDATE shipment SET last_event_at = m.last_event_at FROM bench_moved m "
+                "WHERE m.id = shipment.id"
+            )
+            await conn.execute("TRUNCATE bench_moved")
         await conn.execute(
             "UPDATE shipment SET last_event_at = $1 - interval '5 days' WHERE last_event_at > $1",
             NOW,
