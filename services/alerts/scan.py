@@ -26,10 +26,11 @@ be speaking); a leg without its own module yet takes the one its substatus impli
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Uuid, bindparam, insert, select, text
@@ -63,12 +64,6 @@ _RULE_COLUMNS = (
     ("floor_s", "double precision"),
     ("source", "varchar"),
     ("rnk", "integer"),
-)
-_CUT_COLUMNS = (
-    ("scope", "uuid"),
-    ("k_status", "varchar"),
-    ("k_substatus", "varchar"),
-    ("k_cut", "timestamptz"),
 )
 _GLOBAL_SCOPE = uuid.UUID(int=0)  # the cuts of tenants without rules of their own
 
@@ -348,6 +343,31 @@ def _values_cte(
     return f"{name}({names}) AS (VALUES {', '.join(out)})", params
 
 
+_STATE_VALUE = re.compile(r"^[a-z_]*$")
+
+
+def _cuts_cte(cuts: Sequence[tuple[uuid.UUID, str, str, datetime]], pg: bool) -> str:
+    """``cuts(scope, k_status, k_substatus, k_cut) AS (VALUES ...)`` written out as literals: a
+    row per (scope, state) would otherwise cost four bound parameters each, and every tenant with
+    rules of its own adds up to 200 rows. Every value is generated here (a UUID, a taxonomy value,
+    a timestamp), none comes from input; timestamps are written as each database stores them."""
+    rows = []
+    for scope, status, substatus, cut in cuts:
+        if not (_STATE_VALUE.match(status) and _STATE_VALUE.match(substatus)):
+            raise ValueError(f"not a taxonomy value: {status!r} / {substatus!r}")
+        at = cut.astimezone(UTC)
+        if pg:
+            rows.append(
+                f"(CAST('{scope}' AS uuid), CAST('{status}' AS varchar), "
+                f"CAST('{substatus}' AS varchar), CAST('{at.isoformat()}' AS timestamptz))"
+            )
+        else:  # SQLite keeps UTC timestamps as text, in this format, and compares them as text
+            rows.append(
+                f"('{scope.hex}', '{status}', '{substatus}', '{at.strftime('%Y-%m-%d %H:%M:%S.%f')}')"
+            )
+    return f"cuts(scope, k_status, k_substatus, k_cut) AS (VALUES {', '.join(rows)})"
+
+
 def _rules_cte(rules: Sequence[Rule], pg: bool) -> tuple[str, dict[str, Any]]:
     rows = []
     for rule in rules:
@@ -501,15 +521,12 @@ async def _open_stale(
     if not cuts:
         return 0
     rules_cte, params = _rules_cte(rules, pg)
-    cuts_cte, cut_params = _values_cte("cuts", _CUT_COLUMNS, cuts, pg)
-    params.update(cut_params)
+    cuts_cte = _cuts_cte(cuts, pg)
     binds = [
         _NOW,
         bindparam("cutoff", type_=UtcDateTime()),
         bindparam("recovered_since", type_=UtcDateTime()),
         bindparam("global_scope", type_=Uuid()),
-        *(bindparam(f"k_cut_{i}", type_=UtcDateTime()) for i in range(len(cuts))),
-        *(bindparam(f"scope_{i}", type_=Uuid()) for i in range(len(cuts))),
     ]
     params.update(
         now=now,
@@ -518,8 +535,6 @@ async def _open_stale(
         recovered_since=recovered_since,
         global_scope=_GLOBAL_SCOPE,
     )
-    for i, (scope, *_) in enumerate(cuts):
-        params[f"scope_{i}"] = scope
     return await _changed(
         session, _open_sql(rules_cte, cuts_cte, pg), params, binds, pg, topic, "opened"
     )
