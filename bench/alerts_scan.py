@@ -164,13 +164,45 @@ async def timed_scan(url: str, config: ScanConfig, now: datetime) -> tuple[float
 async def events_resume(url: str, share: float) -> int:
     conn = await asyncpg.connect(infra.asyncpg_dsn(url))
     try:
-        status = await conn.execute(
-            "UPDATE shipment SET last_event_at = $1 WHERE id IN (SELECT shipment_id FROM alert "
-            "WHERE kind = 'shipment' AND resolved_at IS NULL AND random() < $2)",
-            NOW + timedelta(minutes=1),
+        # What moved is kept aside, so that --reuse can put it back.
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_moved (id uuid PRIMARY KEY, last_event_at timestamptz)"
+        )
+        await conn.execute(
+            "INSERT INTO bench_moved SELECT s.id, s.last_event_at FROM shipment s WHERE s.id IN ("
+            "SELECT shipment_id FROM alert WHERE kind = 'shipment' AND resolved_at IS NULL "
+            "AND random() < $1) ON CONFLICT DO NOTHING",
             share,
         )
+        status = await conn.execute(
+            "UPDATE shipment SET last_event_at = $1 FROM bench_moved m WHERE m.id = shipment.id",
+            NOW + timedelta(minutes=1),
+        )
         return int(status.split()[-1])
+    finally:
+        await conn.close()
+
+
+async def reset(url: str) -> None:
+    """Back to the loaded state: no alerts, no outbox, the parcels (e) moved as they were; the
+    clock is the one of the load."""
+    global NOW
+    conn = await asyncpg.connect(infra.asyncpg_dsn(url))
+    try:
+        NOW = await conn.fetchval("SELECT max(created_at) FROM tenant")
+        if await conn.fetchval("SELECT to_regclass('bench_moved') IS NOT NULL"):
+            await conn.execute(
+                "UPDATE shipment SET last_event_at = m.last_event_at FROM bench_moved m "
+                "WHERE m.id = shipment.id"
+            )
+            await conn.execute("TRUNCATE bench_moved")
+        await conn.execute(
+            "UPDATE shipment SET last_event_at = $1 - interval '5 days' WHERE last_event_at > $1",
+            NOW,
+        )
+        await conn.execute("TRUNCATE alert, outbox_record, carrier_health")
+        await conn.execute("VACUUM ANALYZE shipment")
+        await conn.execute("VACUUM ANALYZE alert")
     finally:
         await conn.close()
 
@@ -179,17 +211,23 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shipments", type=int, default=1_000_000)
     parser.add_argument("--stale-share", type=float, default=0.05)
+    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    parser.add_argument("--reuse", metavar="URL", help="a database --keep left (alerts cleared)")
     args = parser.parse_args()
     print(describe())
     admin = infra.pg_admin_url()
-    url = await infra.create_database(admin)
+    url = args.reuse or await infra.create_database(admin)
     try:
         await upgrade_async(url)
-        started = time.perf_counter()
-        await load(url, args.shipments, args.stale_share)
-        print(
-            f"loaded {args.shipments:,} active shipments with COPY in {time.perf_counter() - started:.1f} s"
-        )
+        if args.reuse:
+            await reset(url)
+        else:
+            started = time.perf_counter()
+            await load(url, args.shipments, args.stale_share)
+            print(
+                f"loaded {args.shipments:,} active shipments with COPY in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
         config = ScanConfig(base=base_rules())
         cutoff = NOW - timedelta(seconds=_min_silence_s(config.base))
         await infra.checkpoint(url)
@@ -216,7 +254,10 @@ async def main() -> None:
             f"{resolve_s:7.3f} s  {resolve_s / count_s:5.2f}x"
         )
     finally:
-        await infra.drop_database(admin, url)
+        if args.keep or args.reuse:
+            print(f"kept: --reuse {url}")
+        else:
+            await infra.drop_database(admin, url)
 
 
 if __name__ == "__main__":

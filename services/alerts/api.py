@@ -2,7 +2,11 @@
 
 Every endpoint needs a key with the ``operator`` scope (a merchant-only key gets 403) and sees the
 key's tenant only: its shipment alerts and its own rules; another tenant's alert answers 404.
-Carrier health is about the carriers' APIs, not about any tenant, and is the same for everyone.
+Carrier health is about the carriers' APIs, not about any tenant, and is the same for everyone:
+so are carrier-wide alerts (``kind`` carrier, ``carrier_wide`` true), which every tenant's feed,
+counts and stream include. They carry no tenant's data, and a tenant's key cannot acknowledge,
+snooze or resolve them (403): they are every tenant's at once, and the scan resolves them when the
+carrier recovers.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import State
 
@@ -53,6 +58,10 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 _CHANGE_ERRORS: dict[int | str, dict[str, str]] = {
     **_ERRORS,
+    403: {
+        "description": "the key lacks the operator scope, or the alert is carrier-wide "
+        "(managed by the platform; it resolves when the carrier recovers)"
+    },
     404: {"description": "no such alert for this tenant"},
     409: {"description": "the alert is already resolved"},
 }
@@ -67,9 +76,8 @@ def _topic(request: Request) -> str:
     return settings.topic(TOPIC_ALERTS)
 
 
-async def _out(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertOut]:
-    numbers = await queries.tracking_numbers(session, (a.shipment_id for a in alerts))
-    return [AlertOut.of(a, numbers.get(a.shipment_id) if a.shipment_id else None) for a in alerts]
+def _out(alerts: Sequence[Alert]) -> list[AlertOut]:
+    return [AlertOut.of(a) for a in alerts]
 
 
 def _states(state: list[str] | None) -> tuple[str, ...]:
@@ -91,6 +99,10 @@ async def list_alerts(
             description="repeatable: open, acknowledged, snoozed, resolved (default: unresolved)"
         ),
     ] = None,
+    kind: Annotated[
+        Literal["shipment", "carrier"] | None,
+        Query(description="shipment (the tenant's parcels) or carrier (carrier-wide outages)"),
+    ] = None,
     rule: Annotated[str | None, Query(max_length=64)] = None,
     carrier: Annotated[str | None, Query(max_length=40)] = None,
     lane: Annotated[str | None, Query(max_length=8, description="e.g. CN-US")] = None,
@@ -108,9 +120,11 @@ async def list_alerts(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AlertPage:
-    """The tenant's alerts, newest opened first, with a cursor that stays stable as alerts open."""
+    """The tenant's alerts and the carrier-wide ones, newest opened first, with a cursor that
+    stays stable as alerts open."""
     f = repository.AlertFilter(
         states=_states(state),
+        kind=kind,
         rule=rule,
         carrier=carrier.lower() if carrier else None,
         lane=lane.upper() if lane else None,
@@ -124,7 +138,7 @@ async def list_alerts(
         session, principal.tenant_id, f, now=utcnow(), cursor=cursor, limit=limit
     )
     return AlertPage(
-        data=await _out(session, page.items),
+        data=_out(page.items),
         next_cursor=page.next_cursor,
         stream_cursor=latest.encode() if latest else None,
     )
@@ -136,7 +150,8 @@ async def alert_counts(
     session: SessionDep,
     state: Annotated[list[str] | None, Query(description="repeatable; default: unresolved")] = None,
 ) -> CountsOut:
-    """How many of the tenant's alerts there are by rule, carrier and lane, largest first."""
+    """How many alerts the tenant sees (its own and the carrier-wide ones) by rule, carrier and
+    lane, largest first; ``carrier_wide`` says how many of ``total`` are carrier-wide."""
     c = await repository.counts(session, principal.tenant_id, states=_states(state))
 
     def ranked(d: dict[str, int]) -> list[CountOut]:
@@ -146,6 +161,7 @@ async def alert_counts(
 
     return CountsOut(
         total=c.total,
+        carrier_wide=c.carrier_wide,
         by_rule=ranked(c.by_rule),
         by_carrier=ranked(c.by_carrier),
         by_lane=ranked(c.by_lane),
@@ -244,7 +260,7 @@ async def resolve(
 
 
 async def _after_change(session: AsyncSession, request: Request, alert: Alert) -> AlertOut:
-    out = (await _out(session, [alert]))[0]
+    out = AlertOut.of(alert)
     await session.commit()
     await request.app.state.relay.flush()  # publish after commit; a failure is swept up later
     return out
@@ -343,7 +359,13 @@ async def _stream_principal(
             principal.require(SCOPE)
             return principal, expires
         check = require_scope(SCOPE)
-        return await check(request, session, authorization, x_api_key), None
+        scheme, _, credentials = (authorization or "").partition(" ")
+        bearer = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+            if scheme.lower() == "bearer" and credentials.strip()
+            else None
+        )
+        return await check(request, session, bearer, x_api_key), None
 
 
 def _fetch() -> FetchChanges:
@@ -352,7 +374,7 @@ def _fetch() -> FetchChanges:
     ) -> list[Change]:
         anchor = (after.at, uuid.UUID(after.id)) if after.id else (after.at, uuid.UUID(int=0))
         alerts = await repository.changes_since(session, tenant_id, anchor, limit=limit)
-        outs = await _out(session, alerts)
+        outs = _out(alerts)
         return [
             Change(Cursor(a.updated_at, str(a.id)), o.model_dump_json().encode())
             for a, o in zip(alerts, outs, strict=True)
@@ -426,4 +448,4 @@ async def _counted(state: State, events: AsyncIterator[bytes]) -> AsyncIterator[
 )
 async def get_alert(alert_id: uuid.UUID, principal: Operator, session: SessionDep) -> AlertOut:
     alert = await repository.get_alert(session, alert_id, tenant_id=principal.tenant_id)
-    return (await _out(session, [alert]))[0]
+    return AlertOut.of(alert)

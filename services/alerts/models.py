@@ -132,13 +132,15 @@ class Alert(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    # NULL for carrier alerts: they belong to the operators, not to one merchant.
+    # NULL for carrier alerts: carrier-wide, shown to every tenant's operators (no tenant data in
+    # them), changed only by the scan.
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     rule_key: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default=OPEN)
     shipment_id: Mapped[uuid.UUID | None] = mapped_column()
+    tracking_number: Mapped[str | None] = mapped_column(String(64))  # the shipment's, registered
     carrier: Mapped[str | None] = mapped_column(String(40))
     lane: Mapped[str | None] = mapped_column(String(8))  # "CN-US"; "??" for an unknown side
     module: Mapped[str | None] = mapped_column(String(16))

@@ -1,38 +1,28 @@
 """Reads the operator API needs beside ``repository``: the newest change (where a live stream
-starts) and the registered numbers of alerted shipments (what a console shows and drills into).
-Scoped like ``repository``: a tenant's own alerts only."""
+starts). Scoped like ``repository``: a tenant's own alerts and the carrier-wide ones. (The
+registered number of an alerted shipment is on the alert itself: ``alert.tracking_number``.)"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 
-from sqlalchemy import String, Uuid, column, select, table
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.models import Alert
+from services.alerts.models import CARRIER, Alert
 from services.alerts.stream import Cursor
-
-# The timeline's table, read for one column: an alert keeps the shipment's id, a console shows its
-# number. Read through a bare table clause so this service imports nothing of another.
-_shipment = table("shipment", column("id", Uuid()), column("tracking_number", String()))
-
-
-async def tracking_numbers(
-    session: AsyncSession, shipment_ids: Iterable[uuid.UUID | None]
-) -> dict[uuid.UUID, str]:
-    ids = {i for i in shipment_ids if i is not None}
-    if not ids:
-        return {}
-    stmt = select(_shipment.c.id, _shipment.c.tracking_number).where(_shipment.c.id.in_(ids))
-    rows = (await session.execute(stmt)).all()
-    return {i: n for i, n in rows}
 
 
 async def latest_change(session: AsyncSession, tenant_id: uuid.UUID) -> Cursor | None:
+    """The newest change the tenant's operators can see: their own alerts and carrier-wide ones."""
     stmt = (
         select(Alert.updated_at, Alert.id)
-        .where(Alert.tenant_id == tenant_id)
+        .where(
+            or_(
+                Alert.tenant_id == tenant_id,
+                and_(Alert.tenant_id.is_(None), Alert.kind == CARRIER),
+            )
+        )
         .order_by(Alert.updated_at.desc(), Alert.id.desc())
         .limit(1)
     )

@@ -2,8 +2,11 @@
 
 Contract (for the API and the console):
 
-- ``tenant_id``: a tenant's UUID scopes every call to that tenant's shipment alerts (another
-  tenant's alert, or a carrier alert, is ``NotFound``); ``None`` is the operator view: everything.
+- ``tenant_id``: a tenant's UUID scopes every read to that tenant's shipment alerts and the
+  carrier-wide alerts (``tenant_id`` NULL: about a carrier's API, no tenant's data in them);
+  another tenant's alert is ``NotFound``. ``None`` is the platform view: everything.
+- A tenant cannot change a carrier-wide alert (``Forbidden``): it is every tenant's at once, and
+  the scan resolves it when the carrier recovers.
 - Functions take the session first and only flush; whoever opened the session commits.
 - State changes (``acknowledge``, ``snooze``, ``resolve``) write an ``AlertChange`` to the outbox
   for ``topic`` (pass ``settings.topic(TOPIC_ALERTS)``) in the same transaction; they raise
@@ -42,11 +45,15 @@ from services.alerts.models import (
 )
 from services.alerts.rules import Rule, RuleSpec, layered, spec_of
 from shared.bus import OutRecord
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.outbox import add_to_outbox
 from shared.schema import AlertChange, encode
 
 MAX_PAGE = 500
+CARRIER_WIDE_READ_ONLY = (
+    "carrier-wide alerts are managed by the platform; "
+    "they resolve by themselves when the carrier recovers"
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -77,13 +84,23 @@ class Counts:
     by_carrier: dict[str, int] = field(default_factory=dict)
     by_lane: dict[str, int] = field(default_factory=dict)
     by_severity: dict[str, int] = field(default_factory=dict)
+    carrier_wide: int = 0
 
 
 # --- reading ----------------------------------------------------------------------------------
 
 
 def _scoped(stmt: Select[Any], tenant_id: uuid.UUID | None) -> Select[Any]:
-    return stmt if tenant_id is None else stmt.where(Alert.tenant_id == tenant_id)
+    if tenant_id is None:
+        return stmt
+    return stmt.where(
+        or_(Alert.tenant_id == tenant_id, and_(Alert.tenant_id.is_(None), Alert.kind == CARRIER))
+    )
+
+
+def carrier_wide(alert: Alert) -> bool:
+    """An alert about a carrier's API, shared by every tenant."""
+    return alert.kind == CARRIER and alert.tenant_id is None
 
 
 def _filtered(stmt: Select[Any], f: AlertFilter, now: datetime) -> Select[Any]:
@@ -182,6 +199,12 @@ async def counts(
             if value is not None:
                 target[str(value)] = int(n)
     out.total = sum(out.by_state.values())
+    wide = _filtered(
+        select(func.count()).where(Alert.tenant_id.is_(None), Alert.kind == CARRIER),
+        AlertFilter(states=states),
+        EPOCH,
+    )
+    out.carrier_wide = int(await session.scalar(wide) or 0)
     return out
 
 
@@ -250,6 +273,8 @@ async def _unresolved(
     session: AsyncSession, alert_id: uuid.UUID, tenant_id: uuid.UUID | None
 ) -> Alert:
     alert = await get_alert(session, alert_id, tenant_id=tenant_id)
+    if tenant_id is not None and carrier_wide(alert):
+        raise Forbidden(CARRIER_WIDE_READ_ONLY)
     if alert.state == RESOLVED:
         raise Conflict(f"alert {alert_id} is already resolved")
     return alert
@@ -374,6 +399,7 @@ __all__ = [
     "acknowledge",
     "all_tenant_rules",
     "carrier_health",
+    "carrier_wide",
     "change_record",
     "changes_since",
     "counts",

@@ -10,32 +10,38 @@ One pass, in one transaction:
    current carrier has an open carrier alert (one carrier alert, not 500 parcel alerts) or had one
    resolved less than ``alert_carrier_recovery_s`` ago (its pollers are still catching up).
 
-Every change is written to the outbox for ``alerts.v1``. The shipment side reads the timeline's
-``shipment`` and ``leg`` tables through SQL only (bare table names, no import of that service): it
-walks ``ix_shipment_active_last_event`` from the oldest silence up to the loosest rule's limit.
-A shipment's current carrier and module are those of its last leg (the leg that should be
-speaking); a leg without its own module yet takes the one its substatus implies.
+Every change is written to the outbox for ``alerts.v1``; on PostgreSQL in the same statement as
+the change (``WITH changed AS (... RETURNING *) INSERT INTO outbox_record SELECT
+json_build_object(...)``), so a first scan opening a hundred thousand alerts builds no record in
+Python. The shipment side reads the timeline's ``shipment`` and ``leg`` tables through SQL only
+(bare table names, no import of that service): it walks ``ix_shipment_active_last_event`` from the
+oldest silence up to the loosest limit, and keeps a candidate only when its (status, substatus)
+could be stale yet: a hash join against a small ``cuts`` table computed here from the rules and the
+learned thresholds (for each (rule scope, status, substatus), the earliest silence that the rules
+able to win there could call stale). Only those survivors get their last leg looked up and their
+rule picked. A shipment's current carrier and module are those of its last leg (the leg that should
+be speaking); a leg without its own module yet takes the one its substatus implies.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Uuid, bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import TextClause
 
 from services.alerts import health, repository
 from services.alerts.models import Alert
 from services.alerts.rules import Rule, layered
 from shared.db import UtcDateTime
 from shared.outbox import OutboxRecord
-from shared.taxonomy import SUBSTATUS_MODULE, TERMINAL_STATUSES
+from shared.taxonomy import SUBSTATUS_MODULE, TERMINAL_STATUSES, Status, Substatus
 
 log = logging.getLogger("throughline.alerts")
 
@@ -58,8 +64,8 @@ _RULE_COLUMNS = (
     ("floor_s", "double precision"),
     ("source", "varchar"),
     ("rnk", "integer"),
-    ("r_cut", "timestamptz"),
 )
+_GLOBAL_SCOPE = uuid.UUID(int=0)  # the cuts of tenants without rules of their own
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,8 @@ async def scan(session: AsyncSession, config: ScanConfig, now: datetime, topic: 
     if pg:  # JIT costs more than these index-driven statements gain; sorts stay in memory
         await session.execute(text("SET LOCAL jit = off"))
         await session.execute(text("SET LOCAL work_mem = '64MB'"))
-    result.reopened = await _publish(
-        session, await _reopen_snoozed(session, now), "reopened", now, topic
-    )
-    resolved = await _resolve_resumed(session, now, pg)
-    result.resolved = await _publish(session, resolved, "resolved", now, topic, "events resumed")
+    result.reopened = await _reopen_snoozed(session, now, pg, topic)
+    result.resolved = await _resolve_resumed(session, now, pg, topic)
     opened_c, resolved_c = await health.evaluate(session, config.carrier, now, pg)
     result.carrier_opened = await _publish(session, opened_c, "opened", now, topic)
     result.carrier_resolved = await _publish(
@@ -98,10 +101,9 @@ async def scan(session: AsyncSession, config: ScanConfig, now: datetime, topic: 
     rules = await _rules(session, config.base)
     if rules:
         recovered_since = now - timedelta(seconds=config.carrier.recovery_s)
-        opened = await _open_stale(
-            session, rules, config.learned_min_samples, now, recovered_since, pg
+        result.opened = await _open_stale(
+            session, rules, config.learned_min_samples, now, recovered_since, pg, topic
         )
-        result.opened = await _publish(session, opened, "opened", now, topic)
     return result
 
 
@@ -143,30 +145,99 @@ def _ids(rows: Sequence[Any]) -> list[uuid.UUID]:
     return [r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0])) for r in rows]
 
 
-def _typed(sql: str) -> TextClause:
-    return text(sql).bindparams(bindparam("now", type_=UtcDateTime()))
+def _iso(column: str) -> str:
+    """A timestamptz as the ISO text the wire schema writes (UTC, ``Z``), NULL stays NULL."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 
-async def _reopen_snoozed(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
-    stmt = _typed(
+def _published(changed: str, change: str, reason: str | None) -> str:
+    """PostgreSQL: ``INSERT INTO outbox_record`` one ``alerts.v1`` record (``AlertChange``, the
+    same fields as ``repository.change_record``) per row of the CTE ``changed``."""
+    fields = {
+        "kind": "'alert_change'",
+        "change": f"'{change}'",
+        "alert_id": "c.id",
+        "alert_kind": "c.kind",
+        "tenant_id": "c.tenant_id",
+        "rule_key": "c.rule_key",
+        "severity": "c.severity",
+        "state": "c.state",
+        "shipment_id": "c.shipment_id",
+        "carrier": "c.carrier",
+        "lane": "c.lane",
+        "module": "c.module",
+        "status": "c.status",
+        "substatus": "c.substatus",
+        "threshold_s": "c.threshold_s",
+        "threshold_source": "c.threshold_source",
+        "last_event_at": _iso("c.last_event_at"),
+        "silent_since": _iso("c.silent_since"),
+        "opened_at": _iso("c.opened_at"),
+        "changed_at": _iso("CAST(:now AS timestamptz)"),
+        "by": "CAST(NULL AS text)",
+        "reason": f"CAST('{reason}' AS text)" if reason else "CAST(NULL AS text)",
+    }
+    pairs = ", ".join(f"'{k}', {v}" for k, v in fields.items())
+    key = "CASE WHEN c.kind = 'carrier' THEN 'carrier:' || c.carrier ELSE CAST(c.shipment_id AS text) END"
+    return (
+        "INSERT INTO outbox_record (topic, key, value, created_at) "
+        f"SELECT CAST(:topic AS varchar), {key}, "
+        f"convert_to(CAST(json_build_object({pairs}) AS text), 'UTF8'), CAST(:now AS timestamptz) "
+        f"FROM {changed} c"
+    )
+
+
+async def _changed(
+    session: AsyncSession,
+    sql: str,
+    params: dict[str, Any],
+    binds: Sequence[Any],
+    pg: bool,
+    topic: str,
+    change: str,
+    reason: str | None = None,
+) -> int:
+    """Run ``sql`` (a data-modifying statement ending in ``RETURNING``, without the columns) and
+    write an outbox record per changed alert: in the same statement on PostgreSQL, through
+    ``_publish`` elsewhere. Returns how many alerts changed."""
+    if pg:
+        *ctes, body = sql.split("\n--body\n")
+        head = ctes[0] + ",\n" if ctes else "WITH "
+        stmt = text(
+            f"{head}changed AS ({body} RETURNING *),\n"
+            f"published AS ({_published('changed', change, reason)})\n"
+            "SELECT count(*) FROM changed"
+        ).bindparams(*binds)
+        return int((await session.execute(stmt, {**params, "topic": topic})).scalar_one())
+    stmt = text(sql.replace("\n--body\n", "\n") + " RETURNING id").bindparams(*binds)
+    ids = _ids((await session.execute(stmt.columns(id=Uuid()), params)).all())
+    return await _publish(session, ids, change, params["now"], topic, reason)
+
+
+_NOW = bindparam("now", type_=UtcDateTime())
+
+
+async def _reopen_snoozed(session: AsyncSession, now: datetime, pg: bool, topic: str) -> int:
+    sql = (
         "UPDATE alert SET state = 'open', snoozed_until = NULL, updated_at = :now "
-        "WHERE state = 'snoozed' AND snoozed_until <= :now RETURNING id"
-    ).columns(id=Uuid())
-    return _ids((await session.execute(stmt, {"now": now})).all())
+        "WHERE state = 'snoozed' AND snoozed_until <= :now"
+    )
+    return await _changed(session, sql, {"now": now}, [_NOW], pg, topic, "reopened")
 
 
-async def _resolve_resumed(session: AsyncSession, now: datetime, pg: bool) -> list[uuid.UUID]:
+async def _resolve_resumed(session: AsyncSession, now: datetime, pg: bool, topic: str) -> int:
     """Resolve shipment alerts whose shipment spoke again, finished, or was merged away."""
-    stmt = _typed(
+    sql = (
         "UPDATE alert SET state = 'resolved', resolved_at = :now, updated_at = :now, "
         "resolved_reason = 'events resumed' "
         "WHERE kind = 'shipment' AND resolved_at IS NULL AND EXISTS ("
         " SELECT 1 FROM shipment s WHERE s.id = alert.shipment_id AND ("
         f"  s.status IN ({_TERMINAL}) OR s.merged_into_id IS NOT NULL"
-        "   OR COALESCE(s.last_event_at, s.created_at) > alert.silent_since)) "
-        "RETURNING id"
-    ).columns(id=Uuid())
-    return _ids((await session.execute(stmt, {"now": now})).all())
+        "   OR COALESCE(s.last_event_at, s.created_at) > alert.silent_since))"
+    )
+    return await _changed(
+        session, sql, {"now": now}, [_NOW], pg, topic, "resolved", "events resumed"
+    )
 
 
 # --- opening shipment alerts --------------------------------------------------------------------
@@ -178,42 +249,148 @@ def _lower_bound_s(rule: Rule) -> float:
     return min(s.max_silence_s, s.floor_s or 0.0) if s.learned else s.max_silence_s
 
 
-def _rules_cte(rules: Sequence[Rule], pg: bool, now: datetime) -> tuple[str, dict[str, Any]]:
-    """``rules(...) AS (VALUES ...)`` with one bound row per rule (typed for PostgreSQL)."""
+# (status, substatus or "") -> the lowest learned p90 with enough samples: what a learned rule
+# can lower its limit to there (never below its floor). No entry: no learned limit applies.
+LearnedLows = dict[tuple[str, str], float]
+
+
+async def _learned_lows(session: AsyncSession, min_samples: int) -> LearnedLows:
+    rows = await session.execute(
+        text(
+            "SELECT status, substatus, MIN(p90_s) FROM alert_learned_threshold "
+            "WHERE samples >= :m GROUP BY status, substatus"
+        ),
+        {"m": min_samples},
+    )
+    return {(st, sub): float(p90) for st, sub, p90 in rows}
+
+
+def _bound_at_s(rule: Rule, key: tuple[str, str], lows: LearnedLows) -> float:
+    """The least silence ``rule`` can call stale for a shipment in (status, substatus) ``key``."""
+    s = rule.spec
+    low = lows.get(key)
+    if not s.learned or low is None:
+        return s.max_silence_s
+    return min(s.max_silence_s, max(low, s.floor_s or 0.0))
+
+
+def _conditional(rule: Rule) -> bool:
+    """Whether matching needs more than the status and substatus (carrier, lane, module)."""
+    s = rule.spec
+    return any(v is not None for v in (s.carrier, s.lane_origin, s.lane_destination, s.module))
+
+
+def _cuts(
+    rules: Sequence[Rule], lows: LearnedLows, now: datetime
+) -> list[tuple[uuid.UUID, str, str, datetime]]:
+    """(scope, status, substatus or "", cut): a shipment of that scope in that state can be stale
+    only if quiet since before ``cut``. The rules that can win there are the best one needing only
+    the status and substatus, and any rule needing more that would outrank it."""
+    scopes: dict[uuid.UUID, list[Rule]] = {}
+    for rule in rules:
+        scopes.setdefault(rule.tenant_id or _GLOBAL_SCOPE, []).append(rule)
+    out = []
+    for scope, own in scopes.items():
+        for status in Status:
+            for sub in (None, *Substatus):
+                matching = [
+                    r
+                    for r in own
+                    if r.spec.status in (None, status) and r.spec.substatus in (None, sub)
+                ]
+                plain = [r for r in matching if not _conditional(r)]
+                if plain:
+                    best = min(plain, key=lambda r: (-r.rank, r.key))
+                    able = [best] + [
+                        r
+                        for r in matching
+                        if _conditional(r) and (-r.rank, r.key) < (-best.rank, best.key)
+                    ]
+                else:
+                    able = matching
+                if not able:
+                    continue  # no rule applies: never stale
+                key = (status.value, sub.value if sub else "")
+                bound = min(_bound_at_s(r, key, lows) for r in able)
+                out.append((scope, key[0], key[1], now - timedelta(seconds=bound)))
+    return out
+
+
+def _values_cte(
+    name: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    pg: bool,
+) -> tuple[str, dict[str, Any]]:
+    """``name(...) AS (VALUES ...)`` with one bound row per row (typed for PostgreSQL)."""
     params: dict[str, Any] = {}
-    rows = []
-    for i, rule in enumerate(rules):
-        s = rule.spec
-        values = (
-            rule.tenant_id.hex if rule.tenant_id and not pg else rule.tenant_id,
-            s.key,
-            s.status.value if s.status else None,
-            s.substatus.value if s.substatus else None,
-            s.module.value if s.module else None,
-            s.carrier,
-            s.lane_origin,
-            s.lane_destination,
-            float(s.max_silence_s),
-            s.severity,
-            1 if s.learned else 0,
-            float(s.floor_s) if s.floor_s is not None else None,
-            rule.source,
-            rule.rank,
-            now - timedelta(seconds=_lower_bound_s(rule)),
-        )
+    out = []
+    for i, values in enumerate(rows):
         cells = []
-        for (name, sqltype), value in zip(_RULE_COLUMNS, values, strict=True):
-            params[f"{name}_{i}"] = value
+        for (col, sqltype), value in zip(columns, values, strict=True):
+            if isinstance(value, uuid.UUID) and not pg:
+                value = value.hex
+            params[f"{col}_{i}"] = value
             if pg:
-                value_sql = f"CAST(:{name}_{i} AS {sqltype})"
-                if name == "learned":
-                    value_sql = f"(CAST(:{name}_{i} AS integer) = 1)"
+                value_sql = f"CAST(:{col}_{i} AS {sqltype})"
+                if sqltype == "boolean":
+                    value_sql = f"(CAST(:{col}_{i} AS integer) = 1)"
                 cells.append(value_sql)
             else:
-                cells.append(f":{name}_{i}")
-        rows.append(f"({', '.join(cells)})")
-    names = ", ".join(name for name, _ in _RULE_COLUMNS)
-    return f"rules({names}) AS (VALUES {', '.join(rows)})", params
+                cells.append(f":{col}_{i}")
+        out.append(f"({', '.join(cells)})")
+    names = ", ".join(col for col, _ in columns)
+    return f"{name}({names}) AS (VALUES {', '.join(out)})", params
+
+
+_STATE_VALUE = re.compile(r"^[a-z_]*$")
+
+
+def _cuts_cte(cuts: Sequence[tuple[uuid.UUID, str, str, datetime]], pg: bool) -> str:
+    """``cuts(scope, k_status, k_substatus, k_cut) AS (VALUES ...)`` written out as literals: a
+    row per (scope, state) would otherwise cost four bound parameters each, and every tenant with
+    rules of its own adds up to 200 rows. Every value is generated here (a UUID, a taxonomy value,
+    a timestamp), none comes from input; timestamps are written as each database stores them."""
+    rows = []
+    for scope, status, substatus, cut in cuts:
+        if not (_STATE_VALUE.match(status) and _STATE_VALUE.match(substatus)):
+            raise ValueError(f"not a taxonomy value: {status!r} / {substatus!r}")
+        at = cut.astimezone(UTC)
+        if pg:
+            rows.append(
+                f"(CAST('{scope}' AS uuid), CAST('{status}' AS varchar), "
+                f"CAST('{substatus}' AS varchar), CAST('{at.isoformat()}' AS timestamptz))"
+            )
+        else:  # SQLite keeps UTC timestamps as text, in this format, and compares them as text
+            rows.append(
+                f"('{scope.hex}', '{status}', '{substatus}', '{at.strftime('%Y-%m-%d %H:%M:%S.%f')}')"
+            )
+    return f"cuts(scope, k_status, k_substatus, k_cut) AS (VALUES {', '.join(rows)})"
+
+
+def _rules_cte(rules: Sequence[Rule], pg: bool) -> tuple[str, dict[str, Any]]:
+    rows = []
+    for rule in rules:
+        s = rule.spec
+        rows.append(
+            (
+                rule.tenant_id,
+                s.key,
+                s.status.value if s.status else None,
+                s.substatus.value if s.substatus else None,
+                s.module.value if s.module else None,
+                s.carrier,
+                s.lane_origin,
+                s.lane_destination,
+                float(s.max_silence_s),
+                s.severity,
+                1 if s.learned else 0,
+                float(s.floor_s) if s.floor_s is not None else None,
+                rule.source,
+                rule.rank,
+            )
+        )
+    return _values_cte("rules", _RULE_COLUMNS, rows, pg)
 
 
 def _min_silence_s(rules: Sequence[Rule]) -> float:
@@ -237,7 +414,7 @@ def _current_leg(pg: bool) -> tuple[str, str, str]:
     )
 
 
-def _open_sql(rules_cte: str, pg: bool) -> str:
+def _open_sql(rules_cte: str, cuts_cte: str, pg: bool) -> str:
     join, carrier, leg_module = _current_leg(pg)
     module = f"COALESCE({leg_module}, CASE p.substatus {_MODULE_OF_SUBSTATUS} END)"
     greatest = "GREATEST" if pg else "MAX"
@@ -264,6 +441,7 @@ def _open_sql(rules_cte: str, pg: bool) -> str:
     )
     return f"""
 WITH {rules_cte},
+{cuts_cte},
 overridden AS (SELECT DISTINCT tenant_id FROM rules WHERE tenant_id IS NOT NULL),
 held_back AS (
   SELECT DISTINCT carrier FROM alert
@@ -271,26 +449,22 @@ held_back AS (
     AND (resolved_at IS NULL OR resolved_at > :recovered_since)
 ),
 pre AS (
-  SELECT s.id, s.tenant_id, s.status, s.substatus, s.origin_country AS origin,
+  SELECT s.id, s.tenant_id, s.tracking_number, s.status, s.substatus, s.origin_country AS origin,
          s.destination_country AS destination, s.last_event_at, s.carrier,
          COALESCE(s.last_event_at, s.created_at) AS silent_since
   FROM shipment s
+  LEFT JOIN overridden o ON o.tenant_id = s.tenant_id
+  JOIN cuts k ON k.scope = COALESCE(o.tenant_id, :global_scope) AND k.k_status = s.status
+    AND k.k_substatus = COALESCE(s.substatus, '')
   WHERE s.status NOT IN ({_TERMINAL}) AND s.merged_into_id IS NULL AND s.tenant_id IS NOT NULL
     AND (s.last_event_at < :cutoff OR (s.last_event_at IS NULL AND s.created_at < :cutoff))
+    AND COALESCE(s.last_event_at, s.created_at) < k.k_cut
     AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.kind = 'shipment' AND a.resolved_at IS NULL
                     AND a.shipment_id = s.id)
-    AND EXISTS (
-      SELECT 1 FROM rules r LEFT JOIN overridden o ON o.tenant_id = s.tenant_id
-      WHERE (r.tenant_id = s.tenant_id OR (r.tenant_id IS NULL AND o.tenant_id IS NULL))
-        AND (r.r_status IS NULL OR r.r_status = s.status)
-        AND (r.r_substatus IS NULL OR r.r_substatus = s.substatus)
-        AND (r.r_origin IS NULL OR r.r_origin = s.origin_country)
-        AND (r.r_destination IS NULL OR r.r_destination = s.destination_country)
-        AND COALESCE(s.last_event_at, s.created_at) < r.r_cut)
 ),
 cand AS (
-  SELECT p.id, p.tenant_id, p.status, p.substatus, p.origin, p.destination, p.last_event_at,
-         p.silent_since, {carrier} AS carrier, {module} AS module
+  SELECT p.id, p.tenant_id, p.tracking_number, p.status, p.substatus, p.origin, p.destination,
+         p.last_event_at, p.silent_since, {carrier} AS carrier, {module} AS module
   FROM pre p {join}
 ),
 matched AS (
@@ -320,18 +494,18 @@ winner AS (
   {learned.format(a="ll", carrier="''")}
   WHERE p.pick = 1
 )
-INSERT INTO alert (id, tenant_id, kind, rule_key, severity, state, shipment_id, carrier, lane,
-                   module, status, substatus, threshold_s, threshold_source, last_event_at,
-                   silent_since, opened_at, updated_at)
-SELECT {new_id}, w.tenant_id, 'shipment', w.rule_key, w.severity, 'open', w.id, w.carrier,
-       COALESCE(w.origin, '??') || '-' || COALESCE(w.destination, '??'), w.module, w.status,
-       w.substatus, w.threshold_s, w.threshold_source, w.last_event_at, w.silent_since, :now, :now
+--body
+INSERT INTO alert (id, tenant_id, kind, rule_key, severity, state, shipment_id, tracking_number,
+                   carrier, lane, module, status, substatus, threshold_s, threshold_source,
+                   last_event_at, silent_since, opened_at, updated_at)
+SELECT {new_id}, w.tenant_id, 'shipment', w.rule_key, w.severity, 'open', w.id, w.tracking_number,
+       w.carrier, COALESCE(w.origin, '??') || '-' || COALESCE(w.destination, '??'), w.module,
+       w.status, w.substatus, w.threshold_s, w.threshold_source, w.last_event_at, w.silent_since,
+       :now, :now
 FROM winner w
 WHERE {age} > w.threshold_s
   AND w.carrier NOT IN (SELECT carrier FROM held_back)
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
+ON CONFLICT DO NOTHING"""
 
 
 async def _open_stale(
@@ -341,19 +515,26 @@ async def _open_stale(
     now: datetime,
     recovered_since: datetime,
     pg: bool,
-) -> list[uuid.UUID]:
-    cte, params = _rules_cte(rules, pg, now)
-    cuts = [bindparam(f"r_cut_{i}", type_=UtcDateTime()) for i in range(len(rules))]
-    stmt = (
-        text(_open_sql(cte, pg))
-        .bindparams(
-            bindparam("now", type_=UtcDateTime()),
-            bindparam("cutoff", type_=UtcDateTime()),
-            bindparam("recovered_since", type_=UtcDateTime()),
-            *cuts,
-        )
-        .columns(id=Uuid())
+    topic: str,
+) -> int:
+    cuts = _cuts(rules, await _learned_lows(session, min_samples), now)
+    if not cuts:
+        return 0
+    rules_cte, params = _rules_cte(rules, pg)
+    cuts_cte = _cuts_cte(cuts, pg)
+    binds = [
+        _NOW,
+        bindparam("cutoff", type_=UtcDateTime()),
+        bindparam("recovered_since", type_=UtcDateTime()),
+        bindparam("global_scope", type_=Uuid()),
+    ]
+    params.update(
+        now=now,
+        cutoff=max(cut for *_, cut in cuts),
+        min_samples=min_samples,
+        recovered_since=recovered_since,
+        global_scope=_GLOBAL_SCOPE,
     )
-    cutoff = now - timedelta(seconds=_min_silence_s(rules))
-    params.update(now=now, cutoff=cutoff, min_samples=min_samples, recovered_since=recovered_since)
-    return _ids((await session.execute(stmt, params)).all())
+    return await _changed(
+        session, _open_sql(rules_cte, cuts_cte, pg), params, binds, pg, topic, "opened"
+    )

@@ -21,11 +21,17 @@ MAX_SNOOZE_S = 30 * 86400
 class AlertOut(BaseModel):
     id: uuid.UUID
     kind: str = Field(description="shipment (a quiet parcel) or carrier (a carrier outage)")
+    carrier_wide: bool = Field(
+        description="a carrier outage shared by every tenant: no tenant's data in it, read-only "
+        "here (it resolves by itself when the carrier recovers)"
+    )
     rule: str = Field(description="the stale rule's key, or carrier_errors / carrier_silent")
     severity: str = Field(description="info, warning or critical")
     state: str = Field(description="open, acknowledged, snoozed or resolved")
     shipment_id: uuid.UUID | None
-    tracking_number: str | None = Field(description="the shipment's registered number")
+    tracking_number: str | None = Field(
+        description="the shipment's registered number (shipment alerts)"
+    )
     carrier: str | None
     lane: str | None = Field(description="origin-destination countries, e.g. CN-US; ?? unknown")
     module: str | None
@@ -43,15 +49,16 @@ class AlertOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, a: Alert, tracking_number: str | None) -> AlertOut:
+    def of(cls, a: Alert) -> AlertOut:
         return cls(
             id=a.id,
             kind=a.kind,
+            carrier_wide=a.kind == "carrier" and a.tenant_id is None,
             rule=a.rule_key,
             severity=a.severity,
             state=a.state,
             shipment_id=a.shipment_id,
-            tracking_number=tracking_number,
+            tracking_number=a.tracking_number,
             carrier=a.carrier,
             lane=a.lane,
             module=a.module,
@@ -115,6 +122,7 @@ class CountOut(BaseModel):
 
 class CountsOut(BaseModel):
     total: int
+    carrier_wide: int = Field(description="how many of total are carrier-wide alerts")
     by_rule: list[CountOut]
     by_carrier: list[CountOut]
     by_lane: list[CountOut]

@@ -131,7 +131,11 @@ async def test_live_feed_acknowledge_snooze_and_timeline(site: Site, page: Page)
                             latency_ms_max=900, last_ok_at=utcnow(), active_shipments=4,
                             window_s=900.0, checked_at=utcnow()))  # fmt: skip
     quiet = await new_alert(
-        rt, t.id, rule_key="in_transit", shipment_id=await new_shipment(rt, t.id, QUIET)
+        rt,
+        t.id,
+        rule_key="in_transit",
+        shipment_id=await new_shipment(rt, t.id, QUIET),
+        tracking_number=QUIET,
     )
 
     errors: list[str] = []
@@ -165,7 +169,8 @@ async def test_live_feed_acknowledge_snooze_and_timeline(site: Site, page: Page)
 
     # A new alert opens: it arrives over the stream, without a reload. Carrier text stays text.
     fresh = await new_alert(rt, t.id, rule_key="handoff_black_hole", severity="critical",
-                            shipment_id=shipment, lane=HOSTILE[:8], carrier="dhl")  # fmt: skip
+                            shipment_id=shipment, tracking_number=NUMBER, lane=HOSTILE[:8],
+                            carrier="dhl")  # fmt: skip
     row = feed.locator(f'tr[data-alert-id="{fresh.id}"]')
     await expect(row).to_be_visible(timeout=10_000)
     await expect(row).to_contain_text("handoff_black_hole")
@@ -197,6 +202,20 @@ async def test_live_feed_acknowledge_snooze_and_timeline(site: Site, page: Page)
     assert snoozed["state"] == "snoozed"
     until = datetime.fromisoformat(snoozed["snoozed_until"]) - utcnow()
     assert 3.9 * 3600 < until.total_seconds() <= 4 * 3600
+
+    # A carrier goes down: its carrier-wide alert reaches this tenant's console live, marked as
+    # such, with nothing to click (the platform manages it; it resolves when the carrier recovers).
+    outage = await new_alert(rt, None, kind="carrier", rule_key="carrier_errors",
+                             severity="critical", shipment_id=None, carrier="ups", lane=None,
+                             module=None, status=None)  # fmt: skip
+    wide = feed.locator(f'tr[data-alert-id="{outage.id}"]')
+    await expect(wide).to_be_visible(timeout=10_000)
+    await expect(wide).to_have_attribute("data-carrier-wide", "true")
+    await expect(wide).to_contain_text("carrier ups")
+    await expect(wide.locator(".badge.carrier-wide")).to_have_text("carrier-wide")
+    await expect(wide).to_contain_text("resolves by itself when the carrier recovers")
+    await expect(wide.get_by_role("button")).to_have_count(0)
+    await expect(page.get_by_role("table", name="By carrier")).to_contain_text("ups")
 
     # Drill into the acknowledged parcel's timeline.
     await row.get_by_role("button", name=f"Show the timeline of {NUMBER}").click()

@@ -61,14 +61,10 @@ async def test_alerts_need_the_operator_scope(stack: Runtime, api: httpx.AsyncCl
 async def test_a_tenant_sees_nothing_of_another(stack: Runtime, api: httpx.AsyncClient) -> None:
     a, b = await new_tenant(stack, "A"), await new_tenant(stack, "B")
     theirs = await new_alert(stack, a.id, rule_key="no_pickup", carrier="ups")
-    carrier_wide = await new_alert(
-        stack, None, kind=CARRIER, rule_key="carrier_errors", shipment_id=None, carrier="ups"
-    )
     mine = await new_alert(stack, b.id)
     assert await _ids(api, b) == [str(mine.id)]
-    assert await _ids(api, a) == [str(theirs.id)]  # carrier alerts are on /v1/carriers/health
-    for path in (f"/v1/alerts/{theirs.id}", f"/v1/alerts/{carrier_wide.id}"):
-        assert (await api.get(path, headers=b.headers)).status_code == 404
+    assert await _ids(api, a) == [str(theirs.id)]
+    assert (await api.get(f"/v1/alerts/{theirs.id}", headers=b.headers)).status_code == 404
     for action in ("acknowledge", "resolve"):
         r = await api.post(f"/v1/alerts/{theirs.id}/{action}", headers=b.headers)
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
@@ -78,7 +74,66 @@ async def test_a_tenant_sees_nothing_of_another(stack: Runtime, api: httpx.Async
     assert r.status_code == 404
     counts = (await api.get("/v1/alerts/counts", headers=b.headers)).json()
     assert counts["total"] == 1 and counts["by_carrier"] == [{"key": "dhl", "count": 1}]
+    assert counts["carrier_wide"] == 0
     assert (await api.get(f"/v1/alerts/{theirs.id}", headers=a.headers)).json()["state"] == "open"
+
+
+async def test_carrier_wide_alerts_reach_every_tenant_read_only(
+    stack: Runtime, api: httpx.AsyncClient
+) -> None:
+    a, b = await new_tenant(stack, "A"), await new_tenant(stack, "B")
+    theirs = await new_alert(stack, a.id, rule_key="no_pickup", carrier="ups")
+    mine = await new_alert(stack, b.id, tracking_number="LX123456789CN")
+    wide = await new_alert(
+        stack,
+        None,
+        kind=CARRIER,
+        rule_key="carrier_errors",
+        severity="critical",
+        shipment_id=None,
+        carrier="ups",
+        lane=None,
+        module=None,
+        status=None,
+        opened_at=utcnow() + timedelta(seconds=1),
+    )
+    # Both tenants see it, newest first, marked carrier-wide; no tenant's data comes with it.
+    assert await _ids(api, b) == [str(wide.id), str(mine.id)]
+    assert await _ids(api, a) == [str(wide.id), str(theirs.id)]
+    page = (await api.get("/v1/alerts", headers=b.headers)).json()["data"]
+    shown = {x["id"]: x for x in page}
+    assert shown[str(wide.id)]["carrier_wide"] is True
+    assert shown[str(wide.id)]["kind"] == "carrier"
+    assert shown[str(wide.id)]["shipment_id"] is None
+    assert shown[str(wide.id)]["tracking_number"] is None
+    assert shown[str(mine.id)]["carrier_wide"] is False
+    assert shown[str(mine.id)]["tracking_number"] == "LX123456789CN"
+    assert await _ids(api, b, kind="carrier") == [str(wide.id)]
+    assert await _ids(api, b, kind="shipment") == [str(mine.id)]
+    bad = await api.get("/v1/alerts", params={"kind": "parcel"}, headers=b.headers)
+    assert bad.status_code == 422
+    one = await api.get(f"/v1/alerts/{wide.id}", headers=a.headers)
+    assert one.status_code == 200 and one.json()["carrier_wide"] is True
+
+    counts = (await api.get("/v1/alerts/counts", headers=b.headers)).json()
+    assert counts["total"] == 2 and counts["carrier_wide"] == 1
+    assert {(c["key"], c["count"]) for c in counts["by_carrier"]} == {("ups", 1), ("dhl", 1)}
+    assert {(c["key"], c["count"]) for c in counts["by_rule"]} == {
+        ("carrier_errors", 1), ("in_transit", 1),
+    }  # fmt: skip
+
+    # A tenant's key cannot change it: it is every tenant's, and the scan resolves it.
+    calls = [("acknowledge", None), ("snooze", {"duration_s": 3600}), ("resolve", None)]
+    for action, body in calls:
+        r = await api.post(f"/v1/alerts/{wide.id}/{action}", json=body, headers=b.headers)
+        assert r.status_code == 403, (action, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"] == (
+            "carrier-wide alerts are managed by the platform; "
+            "they resolve by themselves when the carrier recovers"
+        )
+    after = (await api.get(f"/v1/alerts/{wide.id}", headers=b.headers)).json()
+    assert after["state"] == "open" and after["updated_at"] == one.json()["updated_at"]
 
 
 async def test_filters(stack: Runtime, api: httpx.AsyncClient) -> None:
@@ -89,7 +144,7 @@ async def test_filters(stack: Runtime, api: httpx.AsyncClient) -> None:
     rows = {
         "old_cn_us": await new_alert(stack, t.id, opened_at=now - timedelta(days=3), silent_since=now - timedelta(days=10)),
         "gb": await new_alert(stack, t.id, lane="CN-GB", carrier="royal-mail", module="destination", rule_key="handoff_black_hole", severity="critical"),
-        "customs": await new_alert(stack, t.id, rule_key="import_customs_held", module="international", shipment_id=shipment, carrier="yunexpress", silent_since=now - timedelta(hours=50)),
+        "customs": await new_alert(stack, t.id, rule_key="import_customs_held", module="international", shipment_id=shipment, tracking_number=number, carrier="yunexpress", silent_since=now - timedelta(hours=50)),
         "acked": await new_alert(stack, t.id, state="acknowledged", acknowledged_at=now),
         "done": await new_alert(stack, t.id, state="resolved", resolved_at=now),
     }  # fmt: skip

@@ -137,6 +137,13 @@ async def test_quiet_shipments_open_one_alert_each_under_their_rule(stack: Runti
     assert hole.silent_since == NOW - 50 * HOUR and hole.state == "open"
     assert opened[never].last_event_at is None
     assert opened[never].silent_since == NOW - 5 * DAY
+    async with stack.sessions() as s:  # each alert keeps its shipment's registered number
+        rows = await s.execute(select(Shipment.id, Shipment.tracking_number))
+        numbers = {sid: number for sid, number in rows}
+    assert {a.shipment_id: a.tracking_number for a in opened.values()} == {
+        sid: numbers[sid] for sid in opened
+    }
+    assert all(a.tracking_number for a in opened.values())
     changes = await _changes(stack)
     assert sorted((c.change, c.shipment_id) for c in changes) == sorted(
         ("opened", sid) for sid in opened

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from services.alerts.models import CARRIER
 from services.alerts.stream import StreamConfig
 from services.alerts.tokens import issue_token
 from services.cli.app import create_api_app
@@ -207,6 +208,31 @@ async def test_a_late_commit_is_not_lost(stack: Runtime, server: Server) -> None
             assert orjson.loads(ev.data)["id"] == str(late.id)
             with pytest.raises(TimeoutError):  # and nothing is sent twice
                 await reader.next(timeout=0.6)
+
+
+async def test_carrier_wide_alerts_stream_to_every_tenant(stack: Runtime, server: Server) -> None:
+    a, b = await new_tenant(stack, "A"), await new_tenant(stack, "B")
+    async with httpx.AsyncClient(timeout=30) as c:
+        url = f"{server.base}/v1/alerts/stream"
+        tokens = [await _token(c, server.base, a), await _token(c, server.base, b)]
+        async with (
+            sse(c, url, params={"token": tokens[0]}) as (_, reader_a),
+            sse(c, url, params={"token": tokens[1]}) as (_, reader_b),
+        ):
+            outage = await new_alert(
+                stack, None, kind=CARRIER, rule_key="carrier_silent", severity="critical",
+                shipment_id=None, carrier="ups", lane=None, module=None, status=None,
+            )  # fmt: skip
+            for reader in (reader_a, reader_b):
+                got = orjson.loads((await reader.next()).data)
+                assert got["id"] == str(outage.id)
+                assert got["carrier_wide"] is True and got["kind"] == "carrier"
+                assert got["tracking_number"] is None and got["shipment_id"] is None
+            # The scan resolves it: that change reaches both as well.
+            await touch(stack, outage.id, state="resolved", resolved_at=utcnow())
+            for reader in (reader_a, reader_b):
+                got = orjson.loads((await reader.next()).data)
+                assert got["id"] == str(outage.id) and got["state"] == "resolved"
 
 
 async def test_stream_tokens_and_keys(stack: Runtime, server: Server) -> None:

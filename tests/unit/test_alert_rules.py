@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from services.alerts.rules import (
     threshold,
 )
 from shared.errors import InvalidInput
+from shared.taxonomy import Status
 
 TENANT = uuid.UUID(int=7)
 HOLE = Facts("in_transit", "arrived_destination_country", "international", "usps", "CN", "US")
@@ -170,3 +172,60 @@ def test_carrier_health_limits() -> None:
     assert failing(CarrierFacts("usps", active=4, last_event_at=None), limits, now) == {}
     recent = CarrierFacts("usps", active=5, last_event_at=now - timedelta(minutes=5))
     assert failing(recent, limits, now) == {}
+
+
+# --- the scan's cuts: which candidates some rule able to win could call stale --------------------
+
+
+def _cut_s(cuts: list[tuple[uuid.UUID, str, str, datetime]], now: datetime) -> dict[Any, float]:
+    return {(scope, st, sub): (now - cut).total_seconds() for scope, st, sub, cut in cuts}
+
+
+def test_cuts_follow_the_rules_able_to_win() -> None:
+    from services.alerts.scan import _GLOBAL_SCOPE, _cuts
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    base = base_rules()
+    cut = _cut_s(_cuts(base, {}, now), now)
+    g = _GLOBAL_SCOPE
+    # The substatus rule outranks the status rule: 2 days, not in_transit's 7.
+    assert cut[(g, "in_transit", "arrived_destination_country")] == 2 * 86400
+    assert cut[(g, "in_transit", "departed_hub")] == 7 * 86400
+    assert cut[(g, "pending", "")] == 3 * 86400
+    assert (g, "delivered", "") not in cut  # no rule: never stale
+    # A rule that matches but cannot win (same rank, later key) does not lower the cut.
+    loser = Rule(RuleSpec(key="in_transit_z", status=Status.IN_TRANSIT, max_silence_s=3600), "x")
+    cut = _cut_s(_cuts([*base, loser], {}, now), now)
+    assert cut[(g, "in_transit", "departed_hub")] == 7 * 86400
+
+    # A lane rule that outranks the default lowers the cut where it could apply, not elsewhere.
+    lane = Rule(
+        RuleSpec(key="cn_us", status=Status.IN_TRANSIT, lane_origin="CN", max_silence_s=86400),
+        "operator",
+    )
+    cut = _cut_s(_cuts([*base, lane], {}, now), now)
+    assert cut[(g, "in_transit", "departed_hub")] == 86400
+    # (a lane outranks any rule without carrier or lane, however fine)
+    assert cut[(g, "in_transit", "arrived_destination_country")] == 86400
+    assert cut[(g, "exception", "import_customs_held")] == 48 * 3600
+    assert cut[(g, "info_received", "")] == 3 * 86400  # nothing learned: no_pickup's limit
+    # A longer lane limit cannot hide the default where the default may still win (other lanes).
+    long_lane = Rule(
+        RuleSpec(key="cn_us", status=Status.IN_TRANSIT, lane_origin="CN", max_silence_s=30 * 86400),
+        "operator",
+    )
+    cut = _cut_s(_cuts([*base, long_lane], {}, now), now)
+    assert cut[(g, "in_transit", "departed_hub")] == 7 * 86400
+
+    # Learned: the lowest p90 of that state, never below the rule's floor, never above its limit.
+    lows = {("in_transit", "departed_hub"): 4 * 86400.0, ("in_transit", "picked_up"): 3600.0}
+    cut = _cut_s(_cuts(base, lows, now), now)
+    assert cut[(g, "in_transit", "departed_hub")] == 4 * 86400
+    assert cut[(g, "in_transit", "picked_up")] == 3 * 86400  # the floor
+    assert cut[(g, "in_transit", "departed_origin_country")] == 5 * 86400  # nothing learned
+
+    # A tenant with rules of its own gets cuts of its own.
+    tenant = uuid.uuid4()
+    own = [Rule(r.spec, r.source, tenant) for r in base]
+    cut = _cut_s(_cuts([*base, *own], {}, now), now)
+    assert cut[(tenant, "in_transit", "departed_hub")] == cut[(g, "in_transit", "departed_hub")]

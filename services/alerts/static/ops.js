@@ -121,7 +121,9 @@
       if (a.carrier) cell.append(" ", el("span", { class: "muted" }, a.carrier));
       return cell;
     }
-    return el("span", {}, a.carrier ? `carrier ${a.carrier}` : "–");
+    const cell = el("span", {}, a.carrier ? `carrier ${a.carrier}` : "–");
+    if (a.carrier_wide) cell.append(" ", el("span", { class: "badge carrier-wide" }, "carrier-wide"));
+    return cell;
   }
   function quietFor(a) {
     if (!a.silent_since) return null;
@@ -130,6 +132,12 @@
   }
   function actions(a) {
     const box = el("div", { class: "actions" });
+    if (a.carrier_wide) {
+      // Every tenant's at once: the platform manages it and the scan resolves it.
+      box.append(el("span", { class: "muted" }, a.state === "resolved"
+        ? "resolved by itself" : "resolves by itself when the carrier recovers"));
+      return box;
+    }
     const label = a.tracking_number || a.carrier || a.id;
     if (a.state === "open" || a.state === "snoozed") {
       const ack = el("button", { type: "button", "aria-label": `Acknowledge the alert on ${label}` }, "Acknowledge");
@@ -156,7 +164,7 @@
   function row(a) {
     const state = el("td", {}, badge("state", a.state));
     if (a.state === "snoozed" && a.snoozed_until) state.append(" until ", when(a.snoozed_until));
-    return el("tr", { "data-alert-id": a.id, "data-state": a.state },
+    return el("tr", { "data-alert-id": a.id, "data-state": a.state, "data-carrier-wide": a.carrier_wide ? "true" : null },
       el("td", {}, when(a.opened_at)),
       el("td", { class: "rule" }, el("span", { class: "mono" }, a.rule)),
       el("td", {}, badge("sev", a.severity)),
@@ -224,7 +232,7 @@
   }
   async function loadCounts() {
     const c = await api("/alerts/counts");
-    $("total").textContent = `(${c.total})`;
+    $("total").textContent = c.carrier_wide ? `(${c.total}, ${c.carrier_wide} carrier-wide)` : `(${c.total})`;
     fillCounts("by-rule", c.by_rule);
     fillCounts("by-carrier", c.by_carrier);
     fillCounts("by-lane", c.by_lane);
