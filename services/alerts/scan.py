@@ -461,6 +461,10 @@ pre AS (
     AND COALESCE(s.last_event_at, s.created_at) < k.k_cut
     AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.kind = 'shipment' AND a.resolved_at IS NULL
                     AND a.shipment_id = s.id)
+    -- An alert resolved (events resumed, or by hand) restarts the clock: a back-dated scan that
+    -- resolved it must not reopen it in the same breath; the parcel gets a threshold's grace.
+    AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.kind = 'shipment' AND a.shipment_id = s.id
+                    AND a.resolved_at > k.k_cut)
 ),
 cand AS (
   SELECT p.id, p.tenant_id, p.tracking_number, p.status, p.substatus, p.origin, p.destination,
