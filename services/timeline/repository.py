@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
+    or_,
     select,
     text,
     tuple_,
@@ -161,6 +162,26 @@ async def correct_events(
                 changed.append(by_id[row.event_id])
     await session.flush()
     return changed
+
+
+async def fill_handoffs(session: AsyncSession, events: Sequence[TrackingEvent]) -> None:
+    """Stored events without a hand-off take the one a later delivery of the same scan names
+    (a carrier adds the next carrier's number to a scan it reported already)."""
+    rows = [
+        {"b_id": e.event_id, "v_handoff": e.handoff.model_dump(mode="json")}
+        for e in events
+        if e.handoff is not None
+    ]
+    if not rows:
+        return
+    if dialect(session) == "postgresql":
+        arrays = {
+            "ids": [r["b_id"] for r in rows],
+            "handoffs": [_json_text(r["v_handoff"]) for r in rows],
+        }
+        await session.execute(_pg_statements()["fill_handoffs"], arrays)
+    else:
+        await session.execute(_FILL_HANDOFFS, rows)
 
 
 async def events_for_numbers(
@@ -419,6 +440,11 @@ def _pg_statements() -> dict[str, TextClause]:
             _LEG_COLUMNS,
             "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING RETURNING id",
         ),
+        "fill_handoffs": text(
+            "UPDATE tracking_event AS t SET handoff = u.handoff::jsonb "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:handoffs AS text[])) AS u(id, handoff) "
+            "WHERE t.event_id = u.id AND t.handoff IS NULL"
+        ),
         "update_shipments": _pg_update(_SHIPMENTS, _SHIPMENT_STATE),
         "update_legs": _pg_update(_LEGS, _LEG_STATE),
     }
@@ -428,6 +454,13 @@ _UPDATE_SHIPMENTS = (
     update(_SHIPMENTS)
     .where(_SHIPMENTS.c.id == bindparam("b_id", type_=_SHIPMENTS.c.id.type))
     .values({c: bindparam(f"v_{c}", type_=_SHIPMENTS.c[c].type) for c in _SHIPMENT_STATE})
+)
+_FILL_HANDOFFS = (
+    update(_EVENTS)
+    .where(_EVENTS.c.event_id == bindparam("b_id", type_=_EVENTS.c.event_id.type))
+    # A JSON column stores Python None as JSON null on SQLite.
+    .where(or_(_EVENTS.c.handoff.is_(None), type_coerce(_EVENTS.c.handoff, String) == "null"))
+    .values(handoff=bindparam("v_handoff", type_=_EVENTS.c.handoff.type))
 )
 _UPDATE_LEGS = (
     update(_LEGS)
