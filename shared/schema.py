@@ -16,8 +16,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
 )
 
