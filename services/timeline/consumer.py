@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.timeline.handlers import record_events
 from shared.bus import Bus
 from shared.bus.runner import ConsumerLoop, Decoded, Outbox, is_transient
+from shared.bus.sql import SqlBus
 from shared.db import transaction
 from shared.errors import InvalidInput, RetryableError
 from shared.outbox import OutboxRelay
@@ -87,4 +88,7 @@ def timeline_consumer(
         handle=TimelineHandler(settings, sessions, relay),
         batch_size=settings.timeline_batch,
         wait_ms=settings.consumer_wait_ms,
+        # On the SQL log every read takes SQLite's one write lock (BEGIN IMMEDIATE): a poll
+        # ahead would only queue behind the batch's transaction and delay the next one.
+        prefetch=not isinstance(bus, SqlBus),
     )

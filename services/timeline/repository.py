@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -98,13 +98,65 @@ async def insert_events(session: AsyncSession, events: Sequence[TrackingEvent]) 
         arrays = dict(zip(_EVENT_COLUMNS, columns, strict=True))
         result = await session.execute(_pg_statements()["insert_events"], arrays)
         return set(result.scalars().all())
-    rows = [{**event_row(e), "ingested_at": now} for e in unique.values()]
-    # SQLite has one writer (BEGIN IMMEDIATE): what is not stored now is ours to insert.
-    stored = await _stored_event_ids(session, list(unique))
-    fresh = [r for r in rows if r["event_id"] not in stored]
-    if fresh:
-        await session.execute(insert(_EVENTS), fresh)
-    return {r["event_id"] for r in fresh}  # type: ignore[misc]
+    # SQLite: the driver's own values, as SQLAlchemy would bind them, in multi-row statements
+    # that return the ids they inserted (no per-row type processing, no existence query).
+    values = [_sqlite_event(e, _sqlite_time(now)) for e in unique.values()]
+    connection = await session.connection()
+    inserted: set[uuid.UUID] = set()
+    for start in range(0, len(values), _SQLITE_ROWS):
+        chunk = values[start : start + _SQLITE_ROWS]
+        params = tuple(v for row in chunk for v in row)
+        result = await connection.exec_driver_sql(_sqlite_insert_events(len(chunk)), params)
+        inserted.update(uuid.UUID(hex=stored) for (stored,) in result)
+    return inserted
+
+
+_SQLITE_ROWS = 500  # 18 columns x 500 rows: well under SQLite's 32,766 bound parameters
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert_events(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO tracking_event ({', '.join(_EVENT_COLUMNS)}) VALUES "
+        + ", ".join([one] * rows)
+        + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+
+
+def _sqlite_time(value: datetime) -> str:
+    """How SQLAlchemy stores ``UtcDateTime`` in SQLite: UTC, naive, microseconds."""
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def _sqlite_event(event: TrackingEvent, now: str) -> tuple[object, ...]:
+    """``event_row`` as SQLite driver values in ``_EVENT_COLUMNS`` order: uuid as 32 hex digits
+    (SQLAlchemy's ``Uuid`` there), instants as ``_sqlite_time``, JSON as text (NULL for None)."""
+    location, handoff, occurred_at = event.location, event.handoff, event.occurred_at
+    return (
+        event.event_id.hex,
+        event.carrier,
+        event.tracking_number,
+        _sqlite_time(occurred_at) if occurred_at is not None else None,
+        event.occurred_at_local,
+        event.utc_offset,
+        event.time_basis.value,
+        event.status.value,
+        event.substatus.value if event.substatus else None,
+        event.module.value if event.module else None,
+        event.carrier_code,
+        event.description,
+        location.model_dump_json(exclude_none=True) if location else None,
+        handoff.model_dump_json() if handoff else None,
+        event.source.value,
+        event.raw_ref,
+        event.sequence,
+        now,
+    )
 
 
 def _pg_event(event: TrackingEvent, now: datetime) -> tuple[object, ...]:
@@ -130,14 +182,6 @@ def _pg_event(event: TrackingEvent, now: datetime) -> tuple[object, ...]:
         event.sequence,
         now,
     )
-
-
-async def _stored_event_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    stored: set[uuid.UUID] = set()
-    for start in range(0, len(ids), _CHUNK):
-        stmt = select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(ids[start : start + _CHUNK]))
-        stored.update((await session.execute(stmt)).scalars().all())
-    return stored
 
 
 async def correct_events(
