@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -494,22 +494,12 @@ def _pg_statements() -> dict[str, TextClause]:
     }
 
 
-_UPDATE_SHIPMENTS = (
-    update(_SHIPMENTS)
-    .where(_SHIPMENTS.c.id == bindparam("b_id", type_=_SHIPMENTS.c.id.type))
-    .values({c: bindparam(f"v_{c}", type_=_SHIPMENTS.c[c].type) for c in _SHIPMENT_STATE})
-)
 _FILL_HANDOFFS = (
     update(_EVENTS)
     .where(_EVENTS.c.event_id == bindparam("b_id", type_=_EVENTS.c.event_id.type))
     # A JSON column stores Python None as JSON null on SQLite.
     .where(or_(_EVENTS.c.handoff.is_(None), type_coerce(_EVENTS.c.handoff, String) == "null"))
     .values(handoff=bindparam("v_handoff", type_=_EVENTS.c.handoff.type))
-)
-_UPDATE_LEGS = (
-    update(_LEGS)
-    .where(_LEGS.c.id == bindparam("b_id", type_=_LEGS.c.id.type))
-    .values({c: bindparam(f"v_{c}", type_=_LEGS.c[c].type) for c in _LEG_STATE})
 )
 
 
@@ -554,7 +544,7 @@ async def update_shipments(session: AsyncSession, rows: list[dict[str, Any]]) ->
         arrays = _pg_arrays(_SHIPMENTS, ("id", *_SHIPMENT_STATE), rows)
         await session.execute(_pg_statements()["update_shipments"], arrays)
     else:
-        await session.execute(_UPDATE_SHIPMENTS, [_prefixed(r) for r in rows])
+        await _sqlite_update(session, _SHIPMENTS, _SHIPMENT_STATE, rows)
 
 
 async def update_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -566,11 +556,36 @@ async def update_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> None
             _pg_statements()["update_legs"], _pg_arrays(_LEGS, ("id", *_LEG_STATE), rows)
         )
     else:
-        await session.execute(_UPDATE_LEGS, [_prefixed(r) for r in rows])
+        await _sqlite_update(session, _LEGS, _LEG_STATE, rows)
 
 
-def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
-    return {"b_id" if k == "id" else f"v_{k}": v for k, v in row.items()}
+async def _sqlite_update(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """One executemany of driver values (``_sqlite_value``), no per-row type processing."""
+    convert = [_sqlite_value(table.c[c]) for c in (*columns, "id")]
+    params = [tuple(f(r[c]) for f, c in zip(convert, (*columns, "id"), strict=True)) for r in rows]
+    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+    await (await session.connection()).exec_driver_sql(sql, params)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _sqlite_value(column: Column[Any]) -> Callable[[Any], Any]:
+    """How SQLAlchemy binds a column's Python value in SQLite (JSON None as NULL, as on
+    PostgreSQL's array path)."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, Uuid):
+        return lambda v: None if v is None else v.hex
+    if isinstance(kind, UtcDateTime):
+        return lambda v: None if v is None else _sqlite_time(v)
+    if isinstance(kind, Boolean):
+        return lambda v: None if v is None else int(v)
+    return _identity
 
 
 async def reload(session: AsyncSession, shipment_id: uuid.UUID) -> Shipment:
