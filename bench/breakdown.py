@@ -9,6 +9,7 @@ call, status derivation, the outbox relay and the offset commit. Nested timed ca
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import inspect
 import time
@@ -38,6 +39,7 @@ class Breakdown:
         self._undo: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
+        self._watch_gc()
         self._wrap(kafka._KafkaConsumer, "poll", "bus: poll")
         self._wrap(kafka._KafkaConsumer, "commit", "bus: offset commit")
         self._wrap(sql._SqlConsumer, "poll", "bus: poll")
@@ -60,6 +62,21 @@ class Breakdown:
             for name in steps + tuple(f"_{s}" for s in steps):
                 if module is not None and inspect.isfunction(getattr(module, name, None)):
                     self._wrap(module, name, f"{module.__name__.rsplit('.', 1)[-1]}.{name}")
+
+    def _watch_gc(self) -> None:
+        """Time the cyclic garbage collector: it runs inside whatever call allocates."""
+        started: list[float] = []
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                label = f"python: cyclic GC, generation {info['generation']}"
+                self.seconds[label] += time.perf_counter() - started.pop()
+                self.calls[label] += 1
+
+        gc.callbacks.append(callback)
+        self._undo.append((None, "", lambda: gc.callbacks.remove(callback)))
 
     def watch_sql(self, engine: Any) -> None:
         """Time every statement at the driver, by kind (``sql: INSERT INTO tracking_event`` ...)."""

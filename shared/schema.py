@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
 from shared.errors import InvalidInput
@@ -52,22 +53,17 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Constraints pydantic checks itself (no Python validator runs per record on the hot topic).
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=True)]
+
+
 class Location(_Wire):
     city: str | None = None
     region: str | None = None
     postal_code: str | None = None
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    country: CountryCode | None = Field(default=None, description="ISO 3166-1 alpha-2")
     facility: str | None = None
     text: str | None = None
-
-    @field_validator("country")
-    @classmethod
-    def _iso2(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value) != 2 or not value.isalpha():
-            raise ValueError("country must be an ISO 3166-1 alpha-2 code")
-        return value.upper()
 
 
 class Handoff(_Wire):
@@ -90,7 +86,9 @@ class TrackingEvent(_Wire):
         description="wall-clock time as the carrier wrote it, ISO 8601 without offset"
     )
     utc_offset: str | None = Field(default=None, description="offset the carrier stated, +HH:MM")
-    occurred_at: datetime | None = Field(default=None, description="the UTC instant, if knowable")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="the UTC instant, if knowable"
+    )
     time_basis: TimeBasis
     status: Status
     substatus: Substatus | None = None
@@ -107,13 +105,6 @@ class TrackingEvent(_Wire):
         description="re-parsed from a stored raw payload: replaces the mapped fields of the stored "
         "event with the same id instead of being ignored as a duplicate",
     )
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError("occurred_at must be timezone-aware")
-        return value
 
 
 class RawPayload(_Wire):

@@ -19,7 +19,14 @@ from services.timeline.legs import (
     link_events,
     link_leg,
 )
-from services.timeline.linking import manifest_link, registration_link, same_number_link
+from services.timeline.linking import (
+    EventFacts,
+    links_from_event,
+    manifest_link,
+    may_open_legs,
+    registration_link,
+    same_number_link,
+)
 from services.timeline.models import Leg, Shipment
 from shared.errors import NotFound
 from shared.numbers import normalise
@@ -111,17 +118,31 @@ async def record_events(
         session, [e for e in unique if e.renormalised and e.event_id not in new_ids]
     )
     changed = [e for e in unique if e.event_id in new_ids] + corrected
-    if not changed:
+    # Events stored already may still name a leg: a carrier adds the next carrier's number to
+    # a scan it reported before (same event id). Linking runs over them too; derivation not.
+    done = {e.event_id for e in corrected} | new_ids
+    repeated = [
+        (e, facts)
+        for e in unique
+        if e.event_id not in done and may_open_legs(facts := EventFacts.of(e))
+    ]
+    if not changed and not repeated:
         return 0
+    await repository.fill_handoffs(
+        session, [e for e, _ in repeated if e.handoff is not None and not e.renormalised]
+    )
     work = Work(session)
     by_number = work.new_events
     for event in changed:
         by_number.setdefault((event.carrier, event.tracking_number), []).append(event)
     work.corrected = {(e.carrier, e.tracking_number) for e in corrected}
-    await work.load_numbers({number for _, number in by_number})
+    await work.load_numbers(
+        {number for _, number in by_number} | {e.tracking_number for e, _ in repeated}
+    )
     for key in by_number:
         work.touch(work.owners(key))
     await link_events(work, work.live(), changed)
+    await relink(work, repeated)
     for key in sorted(by_number):
         # Linking may have claimed it meanwhile (a hand-off and the next leg in one batch).
         if not work.claimed(key):
@@ -129,6 +150,16 @@ async def record_events(
     await follow_new_legs(work)
     await work.finish(topic, stage=stage)
     return len(changed)
+
+
+async def relink(work: Work, repeated: list[tuple[TrackingEvent, EventFacts]]) -> None:
+    """Legs that events stored already name and their shipments lack (an existing leg is not
+    re-opened, and a shipment that gains nothing is not touched, so not re-derived)."""
+    for event, facts in repeated:
+        for shipment in work.owners((event.carrier, event.tracking_number)):
+            for link in links_from_event(facts, shipment.destination_country):
+                if shipment.live and shipment.leg(link.key) is None:
+                    await link_leg(work, shipment, link)
 
 
 async def adopt_number(work: Work, key: tuple[str, str], events: list[TrackingEvent]) -> None:

@@ -206,13 +206,17 @@ def links_from_text(facts: EventFacts) -> list[Link]:
     return links
 
 
-def link_to_destination_post(facts: EventFacts, destination_country: str | None) -> Link | None:
-    """Rule (c): an S10 item at the inward office of exchange is tracked by the destination post."""
-    number = facts.tracking_number
+def _at_inward_office(facts: EventFacts) -> bool:
     at_inward = (
         facts.substatus == Substatus.ARRIVED_DESTINATION_COUNTRY or facts.carrier_code == "EMD"
     )
-    if not at_inward or not is_valid_s10(number):
+    return at_inward and is_valid_s10(facts.tracking_number)
+
+
+def link_to_destination_post(facts: EventFacts, destination_country: str | None) -> Link | None:
+    """Rule (c): an S10 item at the inward office of exchange is tracked by the destination post."""
+    number = facts.tracking_number
+    if not _at_inward_office(facts):
         return None
     country = destination_country or facts.country
     post = DESTINATION_POSTS.get(country or "")
@@ -263,6 +267,17 @@ def links_from_event(facts: EventFacts, destination_country: str | None) -> list
         if link.key not in best or link.confidence > best[link.key].confidence:
             best[link.key] = link
     return list(best.values())
+
+
+def may_open_legs(facts: EventFacts) -> bool:
+    """Whether some rule of ``links_from_event`` could open a leg from this event, whatever the
+    shipment's destination: a cheap test before the shipments are read."""
+    return (
+        facts.handoff is not None
+        or bool(facts.description and _numbers_in(facts.description, facts.carrier))
+        or link_to_postal_network(facts) is not None
+        or _at_inward_office(facts)
+    )
 
 
 def same_number_link(carrier: str, number: str, known_carriers: Iterable[str]) -> Link | None:

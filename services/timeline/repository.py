@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
+    or_,
     select,
     text,
     tuple_,
@@ -97,13 +98,65 @@ async def insert_events(session: AsyncSession, events: Sequence[TrackingEvent]) 
         arrays = dict(zip(_EVENT_COLUMNS, columns, strict=True))
         result = await session.execute(_pg_statements()["insert_events"], arrays)
         return set(result.scalars().all())
-    rows = [{**event_row(e), "ingested_at": now} for e in unique.values()]
-    # SQLite has one writer (BEGIN IMMEDIATE): what is not stored now is ours to insert.
-    stored = await _stored_event_ids(session, list(unique))
-    fresh = [r for r in rows if r["event_id"] not in stored]
-    if fresh:
-        await session.execute(insert(_EVENTS), fresh)
-    return {r["event_id"] for r in fresh}  # type: ignore[misc]
+    # SQLite: the driver's own values, as SQLAlchemy would bind them, in multi-row statements
+    # that return the ids they inserted (no per-row type processing, no existence query).
+    values = [_sqlite_event(e, _sqlite_time(now)) for e in unique.values()]
+    connection = await session.connection()
+    inserted: set[uuid.UUID] = set()
+    for start in range(0, len(values), _SQLITE_ROWS):
+        chunk = values[start : start + _SQLITE_ROWS]
+        params = tuple(v for row in chunk for v in row)
+        result = await connection.exec_driver_sql(_sqlite_insert_events(len(chunk)), params)
+        inserted.update(uuid.UUID(hex=stored) for (stored,) in result)
+    return inserted
+
+
+_SQLITE_ROWS = 500  # 18 columns x 500 rows: well under SQLite's 32,766 bound parameters
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert_events(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO tracking_event ({', '.join(_EVENT_COLUMNS)}) VALUES "
+        + ", ".join([one] * rows)
+        + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+
+
+def _sqlite_time(value: datetime) -> str:
+    """How SQLAlchemy stores ``UtcDateTime`` in SQLite: UTC, naive, microseconds."""
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def _sqlite_event(event: TrackingEvent, now: str) -> tuple[object, ...]:
+    """``event_row`` as SQLite driver values in ``_EVENT_COLUMNS`` order: uuid as 32 hex digits
+    (SQLAlchemy's ``Uuid`` there), instants as ``_sqlite_time``, JSON as text (NULL for None)."""
+    location, handoff, occurred_at = event.location, event.handoff, event.occurred_at
+    return (
+        event.event_id.hex,
+        event.carrier,
+        event.tracking_number,
+        _sqlite_time(occurred_at) if occurred_at is not None else None,
+        event.occurred_at_local,
+        event.utc_offset,
+        event.time_basis.value,
+        event.status.value,
+        event.substatus.value if event.substatus else None,
+        event.module.value if event.module else None,
+        event.carrier_code,
+        event.description,
+        location.model_dump_json(exclude_none=True) if location else None,
+        handoff.model_dump_json() if handoff else None,
+        event.source.value,
+        event.raw_ref,
+        event.sequence,
+        now,
+    )
 
 
 def _pg_event(event: TrackingEvent, now: datetime) -> tuple[object, ...]:
@@ -131,14 +184,6 @@ def _pg_event(event: TrackingEvent, now: datetime) -> tuple[object, ...]:
     )
 
 
-async def _stored_event_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    stored: set[uuid.UUID] = set()
-    for start in range(0, len(ids), _CHUNK):
-        stmt = select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(ids[start : start + _CHUNK]))
-        stored.update((await session.execute(stmt)).scalars().all())
-    return stored
-
-
 async def correct_events(
     session: AsyncSession, events: Sequence[TrackingEvent]
 ) -> list[TrackingEvent]:
@@ -161,6 +206,26 @@ async def correct_events(
                 changed.append(by_id[row.event_id])
     await session.flush()
     return changed
+
+
+async def fill_handoffs(session: AsyncSession, events: Sequence[TrackingEvent]) -> None:
+    """Stored events without a hand-off take the one a later delivery of the same scan names
+    (a carrier adds the next carrier's number to a scan it reported already)."""
+    rows = [
+        {"b_id": e.event_id, "v_handoff": e.handoff.model_dump(mode="json")}
+        for e in events
+        if e.handoff is not None
+    ]
+    if not rows:
+        return
+    if dialect(session) == "postgresql":
+        arrays = {
+            "ids": [r["b_id"] for r in rows],
+            "handoffs": [_json_text(r["v_handoff"]) for r in rows],
+        }
+        await session.execute(_pg_statements()["fill_handoffs"], arrays)
+    else:
+        await session.execute(_FILL_HANDOFFS, rows)
 
 
 async def events_for_numbers(
@@ -419,20 +484,22 @@ def _pg_statements() -> dict[str, TextClause]:
             _LEG_COLUMNS,
             "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING RETURNING id",
         ),
+        "fill_handoffs": text(
+            "UPDATE tracking_event AS t SET handoff = u.handoff::jsonb "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:handoffs AS text[])) AS u(id, handoff) "
+            "WHERE t.event_id = u.id AND t.handoff IS NULL"
+        ),
         "update_shipments": _pg_update(_SHIPMENTS, _SHIPMENT_STATE),
         "update_legs": _pg_update(_LEGS, _LEG_STATE),
     }
 
 
-_UPDATE_SHIPMENTS = (
-    update(_SHIPMENTS)
-    .where(_SHIPMENTS.c.id == bindparam("b_id", type_=_SHIPMENTS.c.id.type))
-    .values({c: bindparam(f"v_{c}", type_=_SHIPMENTS.c[c].type) for c in _SHIPMENT_STATE})
-)
-_UPDATE_LEGS = (
-    update(_LEGS)
-    .where(_LEGS.c.id == bindparam("b_id", type_=_LEGS.c.id.type))
-    .values({c: bindparam(f"v_{c}", type_=_LEGS.c[c].type) for c in _LEG_STATE})
+_FILL_HANDOFFS = (
+    update(_EVENTS)
+    .where(_EVENTS.c.event_id == bindparam("b_id", type_=_EVENTS.c.event_id.type))
+    # A JSON column stores Python None as JSON null on SQLite.
+    .where(or_(_EVENTS.c.handoff.is_(None), type_coerce(_EVENTS.c.handoff, String) == "null"))
+    .values(handoff=bindparam("v_handoff", type_=_EVENTS.c.handoff.type))
 )
 
 
@@ -477,7 +544,7 @@ async def update_shipments(session: AsyncSession, rows: list[dict[str, Any]]) ->
         arrays = _pg_arrays(_SHIPMENTS, ("id", *_SHIPMENT_STATE), rows)
         await session.execute(_pg_statements()["update_shipments"], arrays)
     else:
-        await session.execute(_UPDATE_SHIPMENTS, [_prefixed(r) for r in rows])
+        await _sqlite_update(session, _SHIPMENTS, _SHIPMENT_STATE, rows)
 
 
 async def update_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -489,11 +556,36 @@ async def update_legs(session: AsyncSession, rows: list[dict[str, Any]]) -> None
             _pg_statements()["update_legs"], _pg_arrays(_LEGS, ("id", *_LEG_STATE), rows)
         )
     else:
-        await session.execute(_UPDATE_LEGS, [_prefixed(r) for r in rows])
+        await _sqlite_update(session, _LEGS, _LEG_STATE, rows)
 
 
-def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
-    return {"b_id" if k == "id" else f"v_{k}": v for k, v in row.items()}
+async def _sqlite_update(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """One executemany of driver values (``_sqlite_value``), no per-row type processing."""
+    convert = [_sqlite_value(table.c[c]) for c in (*columns, "id")]
+    params = [tuple(f(r[c]) for f, c in zip(convert, (*columns, "id"), strict=True)) for r in rows]
+    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+    await (await session.connection()).exec_driver_sql(sql, params)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _sqlite_value(column: Column[Any]) -> Callable[[Any], Any]:
+    """How SQLAlchemy binds a column's Python value in SQLite (JSON None as NULL, as on
+    PostgreSQL's array path)."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, Uuid):
+        return lambda v: None if v is None else v.hex
+    if isinstance(kind, UtcDateTime):
+        return lambda v: None if v is None else _sqlite_time(v)
+    if isinstance(kind, Boolean):
+        return lambda v: None if v is None else int(v)
+    return _identity
 
 
 async def reload(session: AsyncSession, shipment_id: uuid.UUID) -> Shipment:

@@ -85,6 +85,7 @@ class ConsumerLoop:
     give_up_after_s: float = 600.0
     stats: ConsumerStats = field(default_factory=ConsumerStats)
     lag_every_s: float = 1.0  # how often the lag gauges are refreshed
+    prefetch: bool = False  # fetch and decode the next batch while handling this one
     _batch: list[InRecord] = field(default_factory=list, init=False, repr=False)
     _lag_at: float = field(default=float("-inf"), init=False, repr=False)
     _lag_labels: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
@@ -92,23 +93,48 @@ class ConsumerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         async with self.bus.consumer(self.group, self.topics) as consumer:
             log.info("consumer started", extra={"group": self.group, "topics": list(self.topics)})
-            while not stop.is_set():
-                records = await self._retrying(lambda: consumer.poll(self.batch_size, self.wait_ms))
-                if records:
-                    await self.process(consumer, records)
-                await self._report_lag(consumer)
+            ahead: asyncio.Task[_Fetched] | None = None
+            try:
+                while not stop.is_set():
+                    if ahead is None:
+                        fetched = await self._fetch(consumer)
+                    else:
+                        fetched, ahead = await ahead, None
+                    if fetched[0]:
+                        if self.prefetch:
+                            # The next batch is fetched and decoded while this one waits on the
+                            # database. Offsets are committed per batch, of that batch's records,
+                            # after its transaction: a batch fetched ahead and never handled (a
+                            # stop, a crash) is not committed, and is read again.
+                            ahead = asyncio.create_task(self._fetch(consumer))
+                        await self.process(consumer, *fetched)
+                    await self._report_lag(consumer)
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
+                    with contextlib.suppress(BaseException):
+                        await ahead
             log.info("consumer stopped", extra={"group": self.group})
 
-    async def process(self, consumer: Consumer, records: list[InRecord]) -> None:
+    async def _fetch(self, consumer: Consumer) -> _Fetched:
+        records = await self._retrying(lambda: consumer.poll(self.batch_size, self.wait_ms))
+        return records, [_decoded(record) for record in records]
+
+    async def process(
+        self,
+        consumer: Consumer,
+        records: list[InRecord],
+        decoded: list[tuple[InRecord, Message | InvalidInput]] | None = None,
+    ) -> None:
         """One batch, start to finish; the in-flight batch always completes before a stop."""
         started = asyncio.get_running_loop().time()
         self._batch = records
         good: list[Decoded] = []
-        for record in records:
-            try:
-                good.append((record, decode(record.value)))
-            except InvalidInput as exc:
-                await self._dead_letter(consumer, record, "invalid_record", str(exc))
+        for record, message in decoded if decoded is not None else map(_decoded, records):
+            if isinstance(message, InvalidInput):
+                await self._dead_letter(consumer, record, "invalid_record", str(message))
+            else:
+                good.append((record, message))
         dead_before = self.stats.dead_lettered
         outbox = await self._handle(consumer, good) if good else []
         dead_in_handling = self.stats.dead_lettered - dead_before
@@ -227,6 +253,17 @@ class ConsumerLoop:
                     },
                 )
                 await asyncio.sleep(delay)
+
+
+_Fetched = tuple[list[InRecord], list[tuple[InRecord, Message | InvalidInput]]]
+
+
+def _decoded(record: InRecord) -> tuple[InRecord, Message | InvalidInput]:
+    """A record and its message, or the reason it is none (for the DLQ)."""
+    try:
+        return record, decode(record.value)
+    except InvalidInput as exc:
+        return record, exc
 
 
 def _span(records: Sequence[InRecord]) -> dict[str, object]:

@@ -186,6 +186,36 @@ async def test_handoff_field_opens_a_leg_and_the_new_number_is_polled(stack: Run
     assert resolved is not None and resolved.id == sid
 
 
+async def test_a_handoff_added_to_a_stored_scan_opens_the_leg(stack: Runtime) -> None:
+    """A carrier adds the last-mile number to a scan it reported already (same event id)."""
+    sid = await register(stack, FOURPX, "4px", destination="US")
+    scan = ev("4px", FOURPX, 40, substatus=Substatus.HANDED_OVER, country="US")
+    await deliver(stack, [ev("4px", FOURPX, 1, substatus=Substatus.PICKED_UP, country="CN"), scan])
+    assert legs(await shipment(stack, sid)) == [("4px", FOURPX, "registration")]
+    status_before = (await shipment(stack, sid)).status
+
+    handoff = Handoff(carrier="usps", tracking_number=IMPB, evidence="lastMileNo", confidence=0.9)
+    again = scan.model_copy(update={"handoff": handoff})
+    assert again.event_id == scan.event_id
+    await deliver(stack, [again])
+
+    assert await count(stack, TrackingEventRow) == 2  # no duplicate event
+    found = await shipment(stack, sid)
+    assert legs(found) == [("4px", FOURPX, "registration"), ("usps", IMPB, "handoff_field")]
+    usps = found.legs[1]
+    assert usps.confidence == 0.9 and "4px hand-off field (lastMileNo)" == usps.evidence
+    assert found.status == status_before
+    async with stack.sessions() as s:
+        resolved = await find_by_any_number(s, IMPB)
+        stored = await s.get(TrackingEventRow, scan.event_id)
+    assert resolved is not None and resolved.id == sid
+    assert stored is not None and stored.handoff is not None  # the stored scan gained it
+    assert stored.handoff["tracking_number"] == IMPB
+
+    await deliver(stack, [again])  # linking is idempotent: the leg is not opened twice
+    assert await count(stack, Leg) == 2 and await count(stack, Shipment) == 1
+
+
 # --- (c) the destination post for S10 -----------------------------------------------------------
 
 
