@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -40,12 +41,14 @@ from services.carriers.scheduler import (
 )
 from shared import metrics
 from shared.bus import Bus, OutRecord
+from shared.bus.runner import is_transient
 from shared.db import transaction, utcnow
 from shared.schema import TOPIC_EVENTS, TOPIC_RAW, RawPayload, dlq_topic, encode
 from shared.settings import Settings
 from shared.taxonomy import Source
 
 log = logging.getLogger("throughline.poller")
+_RESCHEDULE_ATTEMPTS = 4
 
 STAT_BUCKET_S = 10  # carrier_poll_stat granularity
 
@@ -219,12 +222,31 @@ class Poller:
         self.stats.dead_lettered += len(dead)
 
     async def _reschedule(self, outcomes: list[Outcome]) -> None:
+        """Write the outcomes in one transaction, tried again when the database is away or the
+        transaction lost a deadlock (the timeline consumer schedules new legs' numbers in its own
+        transactions): a lost reschedule would leave the numbers leased and unpolled."""
+        for attempt in range(1, _RESCHEDULE_ATTEMPTS + 1):
+            try:
+                await self._reschedule_once(outcomes)
+                return
+            except Exception as exc:
+                if attempt == _RESCHEDULE_ATTEMPTS or not is_transient(exc):
+                    raise
+                log.warning(
+                    "reschedule failed; trying again",
+                    extra={"attempt": attempt, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.05 * attempt * (1 + random.random()))
+
+    async def _reschedule_once(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
         s = self._settings
         async with transaction(self._sessions) as session:
+            # Rows are read (and so locked and written) in key order, the same in every writer.
+            keys = sorted({o.key for o in outcomes})
             targets = {
                 (t.carrier, t.tracking_number): t
-                for t in await repository.get_targets(session, [o.key for o in outcomes])
+                for t in await repository.get_targets(session, keys)
             }
             for o in outcomes:
                 target = targets.get(o.key)
