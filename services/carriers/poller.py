@@ -241,6 +241,7 @@ class Poller:
     async def _reschedule_once(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
         s = self._settings
+        counted = PollerStats()  # added to the totals once the transaction committed
         async with transaction(self._sessions) as session:
             # Rows are read (and so locked and written) in key order, the same in every writer.
             keys = sorted({o.key for o in outcomes})
@@ -252,7 +253,7 @@ class Poller:
                 target = targets.get(o.key)
                 if target is None:
                     continue
-                _apply(target, o, now, s, self.stats)
+                _apply(target, o, now, s, counted)
                 if (
                     o.not_found
                     and target.detected
@@ -262,6 +263,8 @@ class Poller:
                     await self._redetect(session, target, now)
             await self._throttle(session, outcomes, now)
             await repository.record_poll_stats(session, poll_stat_rows(outcomes, now))
+        self.stats.errors += counted.errors
+        self.stats.not_found += counted.not_found
 
     async def _redetect(self, session: AsyncSession, target: PollTarget, now: datetime) -> None:
         number = target.tracking_number
