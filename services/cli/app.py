@@ -209,7 +209,8 @@ class _RequestMetrics:
         finally:
             elapsed = time.monotonic() - started
             method: str = scope["method"]
-            route = getattr(scope.get("route"), "path", None) or _front_route(scope, method)
+            # The router (or ``TrackingFastPath``, standing in for it) puts the route in the scope.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
             counter = self._counters.get((method, route, status))
             if counter is None:
                 counter = metrics.HTTP_REQUESTS.labels(method, route, str(status))
@@ -222,22 +223,6 @@ class _RequestMetrics:
                     self._timers[(method, route)] = timer
             counter.inc()
             timer.observe(elapsed)
-
-
-# Answered in front of the router (``TrackingFastPath``): no route in the scope, same template.
-_TRACKING_PREFIX = "/v1/tracking/"
-_TRACKING_ROUTE = "/v1/tracking/{tracking_number}"
-
-
-def _front_route(scope: Scope, method: str) -> str:
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    number = path[len(_TRACKING_PREFIX) :]
-    if method == "GET" and path.startswith(_TRACKING_PREFIX) and number and "/" not in number:
-        return _TRACKING_ROUTE
-    return "unmatched"
 
 
 def timeline_registration(settings: Settings) -> RegisterRow:
